@@ -1,0 +1,5 @@
+"""Allow `python -m ciliumctl`."""
+
+from ciliumctl.cli.app import main
+
+main()

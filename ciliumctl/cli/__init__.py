@@ -1,0 +1,1 @@
+"""The `cilium` command line: thin Typer commands over the domain packages."""

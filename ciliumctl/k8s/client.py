@@ -1,0 +1,528 @@
+"""The one wrapper around the ``kubernetes`` Python client that the rest of ciliumctl uses.
+
+It speaks plain dicts (the objects as the API serves them), maps every failure to the
+:mod:`ciliumctl.k8s.errors` hierarchy, and adds what the tool needs on top: server-side
+apply with the ``ciliumctl`` field manager, paginated listing, pod logs, exec and waiting
+for readiness. The ``kubernetes`` package is imported lazily so that importing this module
+costs nothing until a cluster is really contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ciliumctl.k8s import kubeconfig as kcfg
+from ciliumctl.k8s import readiness
+from ciliumctl.k8s.errors import (
+    KubeconfigError,
+    KubeError,
+    KubeTimeoutError,
+    NotFoundError,
+    UnreachableError,
+    translate_api_error,
+)
+
+FIELD_MANAGER = "ciliumctl"
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """How one kind is served: its plural name and whether it is namespaced."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The outcome of a command run in a container."""
+
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Identifies one object for waiting and reporting."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+    @classmethod
+    def of(cls, obj: Obj) -> ObjectRef:
+        """The reference of a full object."""
+        meta = obj.get("metadata") or {}
+        return cls(str(obj["apiVersion"]), str(obj["kind"]), meta["name"], meta.get("namespace"))
+
+
+class Client:
+    """A connection to one cluster, selected by kubeconfig file(s) and context."""
+
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        request_timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        from kubernetes import client as k8s_client
+        from kubernetes import config as k8s_config
+
+        self._timeout = (connect_timeout, request_timeout)
+        self._resources: dict[tuple[str, str], ResourceInfo] = {}
+        self._discovery_lock = threading.Lock()
+        paths = kcfg.kubeconfig_paths(kubeconfig)
+        configuration = k8s_client.Configuration()
+        configuration.retries = 1
+        if paths:
+            self.info: kcfg.KubeconfigInfo | None = kcfg.inspect(paths, context)
+            self.server = self.info.server
+            self.context: str | None = self.info.context
+            try:
+                self.api_client = k8s_config.new_client_from_config(
+                    config_file=os.pathsep.join(str(p) for p in paths),
+                    context=self.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+            except (k8s_config.ConfigException, ValueError, OSError) as exc:
+                raise KubeconfigError(
+                    f"kubeconfig {self.info.paths[0]} context {self.context!r} is unusable: {exc}",
+                    "fix the user or cluster entry of this context",
+                ) from exc
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            self.info = None
+            self.context = None
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            self.api_client = k8s_client.ApiClient(configuration)
+            self.server = configuration.host
+        else:
+            raise KubeconfigError(
+                "no kubeconfig found (no --kubeconfig, $KUBECONFIG or ~/.kube/config)",
+                "pass --kubeconfig FILE, set KUBECONFIG, or run `cilium dev-cluster up`",
+            )
+        self.server = str(self.api_client.configuration.host or self.server)
+
+    # ----------------------------------------------------------------- raw requests
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        query: Iterable[tuple[str, Any]] = (),
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """Send one request; return parsed JSON (or bytes with ``raw``), errors translated."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        headers = {"Accept": "application/json, */*", "Content-Type": content_type}
+        req_timeout = self._timeout if timeout is None else (self._timeout[0], timeout)
+        try:
+            resp = self.api_client.call_api(
+                path,
+                method,
+                query_params=[(k, v) for k, v in query if v is not None],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=req_timeout,
+            )
+        except ApiException as exc:
+            raise translate_api_error(exc, what) from exc
+        except HTTPError as exc:
+            reason = getattr(exc, "reason", None) or exc
+            if "timed out" in str(reason).lower():
+                raise KubeTimeoutError(
+                    f"{what}: the API server at {self.server} did not answer in time",
+                    "retry, or check the API server's health",
+                ) from exc
+            raise UnreachableError(self.server, _short_reason(reason)) from exc
+        data = resp.data
+        if raw:
+            return data
+        return json.loads(data) if data else {}
+
+    # ----------------------------------------------------------------- discovery
+    def resource(self, api_version: str, kind: str) -> ResourceInfo:
+        """Discover (once per group/version) how ``kind`` is served."""
+        key = (api_version, kind)
+        with self._discovery_lock:
+            if key in self._resources:
+                return self._resources[key]
+            path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            try:
+                listing = self.request("GET", path, what=f"discover {api_version}")
+            except NotFoundError as exc:
+                raise NotFoundError(
+                    f"the API server does not serve {api_version} (looking for kind {kind})",
+                    "install the CRD or controller that provides it",
+                ) from exc
+            for res in listing.get("resources", []):
+                if "/" in res.get("name", ""):
+                    continue
+                info = ResourceInfo(api_version, res["kind"], res["name"], res["namespaced"])
+                self._resources.setdefault((api_version, res["kind"]), info)
+            if key not in self._resources:
+                raise NotFoundError(
+                    f"the API server serves {api_version} but has no kind {kind}",
+                    "check the apiVersion and kind",
+                )
+            return self._resources[key]
+
+    def _path(
+        self, api_version: str, kind: str, namespace: str | None, name: str | None = None
+    ) -> str:
+        info = self.resource(api_version, kind)
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        if info.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{info.plural}"
+        return f"{base}/{name}" if name else base
+
+    # ----------------------------------------------------------------- CRUD
+    def server_version(self) -> Obj:
+        """The API server's /version document."""
+        result: Obj = self.request("GET", "/version", what="get server version")
+        return result
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj:
+        """Read one object; raises :class:`NotFoundError` when it is absent."""
+        where = f"{namespace}/{name}" if namespace else name
+        result: Obj = self.request(
+            "GET", self._path(api_version, kind, namespace, name), what=f"get {kind} {where}"
+        )
+        return result
+
+    def get_or_none(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Obj | None:
+        """Read one object, or ``None`` when it (or its kind) does not exist."""
+        try:
+            return self.get(api_version, kind, name, namespace)
+        except NotFoundError:
+            return None
+
+    def iter_list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> Iterator[Obj]:
+        """Yield every matching object, following ``continue`` tokens page by page."""
+        path = self._path(api_version, kind, namespace)
+        token: str | None = None
+        while True:
+            page = self.request(
+                "GET",
+                path,
+                what=f"list {kind}" + (f" in {namespace}" if namespace else ""),
+                query=[
+                    ("labelSelector", label_selector),
+                    ("fieldSelector", field_selector),
+                    ("limit", page_size),
+                    ("continue", token),
+                ],
+            )
+            for item in page.get("items", []):
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                yield item
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> list[Obj]:
+        """Every matching object, all pages collected."""
+        return list(
+            self.iter_list(
+                api_version,
+                kind,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                page_size=page_size,
+            )
+        )
+
+    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Create ``obj``; raises :class:`ConflictError` when it exists."""
+        ref = ObjectRef.of(obj)
+        result: Obj = self.request(
+            "POST",
+            self._path(ref.api_version, ref.kind, ref.namespace),
+            what=f"create {ref}",
+            query=[("dryRun", "All" if dry_run else None), ("fieldManager", FIELD_MANAGER)],
+            body=obj,
+        )
+        return result
+
+    def apply(
+        self,
+        obj: Obj,
+        *,
+        field_manager: str = FIELD_MANAGER,
+        force: bool = False,
+        dry_run: bool = False,
+        subresource: str | None = None,
+    ) -> Obj:
+        """Server-side apply ``obj`` as ``field_manager``; ``force`` takes over conflicting fields."""
+        ref = ObjectRef.of(obj)
+        path = self._path(ref.api_version, ref.kind, ref.namespace, ref.name)
+        if subresource:
+            path += f"/{subresource}"
+        result: Obj = self.request(
+            "PATCH",
+            path,
+            what=f"apply {ref}",
+            query=[
+                ("fieldManager", field_manager),
+                ("force", "true" if force else None),
+                ("dryRun", "All" if dry_run else None),
+            ],
+            body=json.dumps(obj),
+            content_type="application/apply-patch+yaml",
+        )
+        return result
+
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: str = "merge",
+    ) -> Obj:
+        """Patch with a JSON merge patch (``merge``), ``strategic`` or ``json`` patch."""
+        content_types = {
+            "merge": "application/merge-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+            "json": "application/json-patch+json",
+        }
+        ref = ObjectRef(api_version, kind, name, namespace)
+        result: Obj = self.request(
+            "PATCH",
+            self._path(api_version, kind, namespace, name),
+            what=f"patch {ref}",
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=patch,
+            content_type=content_types[patch_type],
+        )
+        return result
+
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str = "Background",
+        ignore_not_found: bool = True,
+    ) -> bool:
+        """Delete one object; returns False when it was already gone."""
+        ref = ObjectRef(api_version, kind, name, namespace)
+        try:
+            self.request(
+                "DELETE",
+                self._path(api_version, kind, namespace, name),
+                what=f"delete {ref}",
+                body={"propagationPolicy": propagation},
+            )
+        except NotFoundError:
+            if ignore_not_found:
+                return False
+            raise
+        return True
+
+    # ----------------------------------------------------------------- pods
+    def pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None = None,
+        *,
+        since_time: datetime | None = None,
+        limit_bytes: int | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+        timeout: float | None = None,
+    ) -> bytes:
+        """A container's log; ``previous`` reads the last terminated instance."""
+        since = None
+        if since_time is not None:
+            since = since_time.astimezone().isoformat().replace("+00:00", "Z")
+        data: bytes = self.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+            what=f"logs of pod {namespace}/{pod}" + (f" container {container}" if container else ""),
+            query=[
+                ("container", container),
+                ("sinceTime", since),
+                ("limitBytes", limit_bytes),
+                ("previous", "true" if previous else None),
+                ("timestamps", "true" if timestamps else None),
+            ],
+            timeout=timeout,
+            raw=True,
+        )
+        return data
+
+    def exec(
+        self,
+        namespace: str,
+        pod: str,
+        command: list[str],
+        container: str | None = None,
+        *,
+        stdin: bytes | None = None,
+        timeout: float = 60.0,
+    ) -> ExecResult:
+        """Run ``command`` in a container and collect stdout, stderr and the exit code."""
+        from kubernetes.client import CoreV1Api
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import stream
+        from kubernetes.stream.ws_client import ERROR_CHANNEL
+
+        what = f"exec in pod {namespace}/{pod}" + (f" container {container}" if container else "")
+        api = CoreV1Api(self.api_client)
+        kwargs: dict[str, Any] = {
+            "command": command,
+            "stdin": stdin is not None,
+            "stdout": True,
+            "stderr": True,
+            "tty": False,
+            "_preload_content": False,
+        }
+        if container:
+            kwargs["container"] = container
+        try:
+            ws = stream(api.connect_get_namespaced_pod_exec, pod, namespace, **kwargs)
+        except ApiException as exc:
+            raise translate_api_error(exc, what) from exc
+        except Exception as exc:  # websocket handshake failures carry no HTTP status
+            status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+            if status:
+                exc.status = status
+                raise translate_api_error(exc, what) from exc
+            raise KubeError(f"{what}: {exc}") from exc
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            if stdin is not None:
+                ws.write_stdin(stdin.decode("utf-8", "replace"))
+            while ws.is_open():
+                if time.monotonic() > deadline:
+                    raise KubeTimeoutError(f"{what}: command did not finish within {timeout}s")
+                ws.update(timeout=1)
+                if ws.peek_stdout():
+                    out += ws.read_stdout().encode()
+                if ws.peek_stderr():
+                    err += ws.read_stderr().encode()
+            out += ws.read_stdout().encode() if ws.peek_stdout() else b""
+            err += ws.read_stderr().encode() if ws.peek_stderr() else b""
+            status_text = ws.read_channel(ERROR_CHANNEL)
+        finally:
+            ws.close()
+        return ExecResult(bytes(out), bytes(err), _exit_code(status_text))
+
+    # ----------------------------------------------------------------- readiness
+    def status_of(self, ref: ObjectRef) -> readiness.Result:
+        """The kstatus status of one object (NotFound when absent)."""
+        return readiness.compute(
+            self.get_or_none(ref.api_version, ref.kind, ref.name, ref.namespace)
+        )
+
+    def wait_ready(
+        self,
+        refs: list[ObjectRef],
+        *,
+        timeout: float,
+        interval: float = 1.0,
+        fail_fast: bool = True,
+    ) -> dict[ObjectRef, readiness.Result]:
+        """Poll until every object is Current; raise on timeout or (``fail_fast``) Failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            results = {ref: self.status_of(ref) for ref in refs}
+            if all(r.ready for r in results.values()):
+                return results
+            failed = [f"{ref}: {r.message}" for ref, r in results.items()
+                      if r.status is readiness.Status.FAILED]
+            if fail_fast and failed:
+                raise KubeError("; ".join(failed), "inspect the failing objects' events and logs")
+            if time.monotonic() >= deadline:
+                pending = [f"{ref}: {r.status} ({r.message})" for ref, r in results.items()
+                           if not r.ready]
+                raise KubeTimeoutError(
+                    f"not ready after {timeout:.0f}s: " + "; ".join(pending),
+                    "raise the timeout or inspect the pending objects",
+                )
+            time.sleep(interval)
+
+
+def _exit_code(status_text: str | None) -> int:
+    """Exit code from the exec error channel's Status document."""
+    if not status_text:
+        return 0
+    try:
+        status = json.loads(status_text)
+    except ValueError:
+        return 1
+    if status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", 1))
+            except ValueError:
+                return 1
+    return 1
+
+
+def _short_reason(reason: object) -> str:
+    text = str(reason)
+    for marker in ("Connection refused", "Name or service not known", "No route to host",
+                   "timed out", "certificate verify failed"):
+        if marker.lower() in text.lower():
+            return marker.lower() if marker != "Connection refused" else "connection refused"
+    return text.split(":")[-1].strip() or text
