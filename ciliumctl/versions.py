@@ -39,19 +39,25 @@ def default_cilium_version() -> str:
     if not match:
         from ciliumctl.errors import ConfigError
 
-        raise ConfigError(f"{chart_dir() / 'Chart.yaml'} has no appVersion",
-                          "reinstall ciliumctl")
+        raise ConfigError(f"{chart_dir() / 'Chart.yaml'} has no appVersion", "reinstall ciliumctl")
     return match.group(1)
 
 
 class VersionClient(Protocol):
     """The cluster reads that finding the running version needs."""
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, *,
-             label_selector: str | None = None) -> list[dict[str, Any]]: ...
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]: ...
 
-    def get_or_none(self, api_version: str, kind: str, name: str,
-                    namespace: str | None = None) -> dict[str, Any] | None: ...
+    def get_or_none(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -86,20 +92,25 @@ def running_version(client: VersionClient, namespace: str, release: str) -> Runn
     from ciliumctl.k8s.errors import ForbiddenError
 
     try:
-        secrets = client.list("v1", "Secret", namespace,
-                              label_selector=f"owner=helm,name={release},status=deployed")
+        secrets = client.list(
+            "v1", "Secret", namespace, label_selector=f"owner=helm,name={release},status=deployed"
+        )
     except ForbiddenError:
         secrets = []
     if secrets:
-        latest = max(secrets, key=lambda s: int(s["metadata"].get("labels", {})
-                                                .get("version", "0")))
+        latest = max(
+            secrets, key=lambda s: int(s["metadata"].get("labels", {}).get("version", "0"))
+        )
         try:
             rel = decode_helm_release(latest.get("data", {}).get("release", ""))
             meta = rel.get("chart", {}).get("metadata", {})
             version = meta.get("appVersion") or meta.get("version")
             if version:
-                return RunningVersion(str(version).lstrip("v"), "helm-release",
-                                      f"{namespace}/{release} revision {rel.get('version')}")
+                return RunningVersion(
+                    str(version).lstrip("v"),
+                    "helm-release",
+                    f"{namespace}/{release} revision {rel.get('version')}",
+                )
         except (ValueError, KeyError, OSError):
             pass
     ds = client.get_or_none("apps/v1", "DaemonSet", "cilium", namespace)
@@ -109,6 +120,7 @@ def running_version(client: VersionClient, namespace: str, release: str) -> Runn
             if container.get("name") == "cilium-agent":
                 version = image_version(str(container.get("image", "")))
                 if version:
-                    return RunningVersion(version, "daemonset",
-                                          f"{namespace}/cilium {container.get('image')}")
+                    return RunningVersion(
+                        version, "daemonset", f"{namespace}/cilium {container.get('image')}"
+                    )
     return RunningVersion(None, "none")

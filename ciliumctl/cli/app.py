@@ -27,8 +27,9 @@ def root(
     ] = None,
     namespace: Annotated[
         str,
-        typer.Option("-n", "--namespace", envvar="CILIUM_NAMESPACE",
-                     help="Namespace Cilium is running in."),
+        typer.Option(
+            "-n", "--namespace", envvar="CILIUM_NAMESPACE", help="Namespace Cilium is running in."
+        ),
     ] = "kube-system",
     kubeconfig: Annotated[
         str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file.")
@@ -83,8 +84,11 @@ def _click_or_bug(exc: Exception) -> None:
     if isinstance(exc, typer.Abort):
         sys.stderr.write("Aborted.\n")
         sys.exit(1)
-    _report(exc, f"unexpected error: {exc.__class__.__name__}: {exc}",
-            "re-run with --debug and report the traceback")
+    _report(
+        exc,
+        f"unexpected error: {exc.__class__.__name__}: {exc}",
+        "re-run with --debug and report the traceback",
+    )
     sys.exit(1)
 
 

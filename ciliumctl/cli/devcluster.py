@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ciliumctl.cli.output import OutputFormat, console, emit, err_console
+from ciliumctl.cli.output import OutputFormat, ProgressReporter, console, emit, err_console
 
 if TYPE_CHECKING:
     from ciliumctl.devcluster import DevCluster
@@ -23,8 +23,9 @@ app = typer.Typer(
 NameOpt = Annotated[str, typer.Option("--name", help="Name of the dev cluster.")]
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="State directory (default ~/.local/state/ciliumctl/"
-                 "dev-clusters/NAME)."),
+    typer.Option(
+        "--state-dir", help="State directory (default ~/.local/state/ciliumctl/dev-clusters/NAME)."
+    ),
 ]
 
 
@@ -34,43 +35,41 @@ def _cluster(name: str, state_dir: Path | None) -> DevCluster:
     return DevCluster(name, state_dir)
 
 
-def _progress(status: object) -> object:
-    def update(message: str) -> None:
-        status.update(f"[cyan]{message}")  # type: ignore[attr-defined]
-
-    return update
-
-
 @app.command()
 def up(
-    nodes: Annotated[int, typer.Option("--nodes", min=0, max=1000,
-                                       help="Number of kwok nodes.")] = 3,
+    nodes: Annotated[
+        int, typer.Option("--nodes", min=0, max=1000, help="Number of kwok nodes.")
+    ] = 3,
     name: NameOpt = "dev",
     state_dir: StateDirOpt = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each "
-                                           "step.")] = 180.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for each step.")
+    ] = 180.0,
 ) -> None:
     """Start the dev cluster (or reuse the running one) and wait until its nodes are Ready."""
     cluster = _cluster(name, state_dir)
     started = time.monotonic()
     with err_console().status("[cyan]starting dev cluster") as status:
-        result = cluster.up(nodes, progress=_progress(status), timeout=timeout)  # type: ignore[arg-type]
+        result = cluster.up(nodes, progress=ProgressReporter(status), timeout=timeout)
     elapsed = time.monotonic() - started
     ready = sum(1 for n in result.nodes if n.ready)
     out = console()
-    out.print(f"[green]✓[/] dev cluster [bold]{name}[/] is up: {ready}/{len(result.nodes)} "
-              f"nodes Ready in {elapsed:.1f}s")
+    out.print(
+        f"[green]✓[/] dev cluster [bold]{name}[/] is up: {ready}/{len(result.nodes)} "
+        f"nodes Ready in {elapsed:.1f}s"
+    )
     out.print(f"  API server:  {result.server}")
     out.print(f"  kubeconfig:  {result.kubeconfig}")
-    out.print(f"  use it:      eval \"$(cilium dev-cluster env --name {name})\"")
+    out.print(f'  use it:      eval "$(cilium dev-cluster env --name {name})"')
 
 
 @app.command()
 def down(
     name: NameOpt = "dev",
     state_dir: StateDirOpt = None,
-    keep_state: Annotated[bool, typer.Option("--keep-state",
-                                             help="Keep the state directory.")] = False,
+    keep_state: Annotated[
+        bool, typer.Option("--keep-state", help="Keep the state directory.")
+    ] = False,
 ) -> None:
     """Stop every process of the dev cluster and remove its state."""
     cluster = _cluster(name, state_dir)
@@ -84,16 +83,19 @@ def down(
 def status(
     name: NameOpt = "dev",
     state_dir: StateDirOpt = None,
-    output: Annotated[OutputFormat, typer.Option("-o", "--output",
-                                                 help="text, json or yaml")] = OutputFormat.TEXT,
+    output: Annotated[
+        OutputFormat, typer.Option("-o", "--output", help="text, json or yaml")
+    ] = OutputFormat.TEXT,
 ) -> None:
     """Show the components (pid, port, health) and the nodes. Exit 1 when not running."""
     cluster = _cluster(name, state_dir)
     if not cluster.exists():
         from ciliumctl.devcluster import DevClusterError
 
-        raise DevClusterError(f"no dev cluster {name!r} at {cluster.state_dir}",
-                              "start one with `cilium dev-cluster up`")
+        raise DevClusterError(
+            f"no dev cluster {name!r} at {cluster.state_dir}",
+            "start one with `cilium dev-cluster up`",
+        )
     result = cluster.status()
     if output is not OutputFormat.TEXT:
         emit({**asdict(result), "running": result.running}, output)
@@ -104,8 +106,9 @@ def status(
         for col in ("component", "pid", "port", "running", "healthy", "log"):
             comps.add_column(col)
         for c in result.components:
-            comps.add_row(c.name, str(c.pid), str(c.port), _mark(c.running), _mark(c.healthy),
-                          c.log)
+            comps.add_row(
+                c.name, str(c.pid), str(c.port), _mark(c.running), _mark(c.healthy), c.log
+            )
         console().print(comps)
         nodes = Table(title=f"nodes ({len(result.nodes)})")
         for col in ("node", "ready", "podCIDR", "kernel"):
@@ -125,8 +128,10 @@ def kubeconfig(name: NameOpt = "dev", state_dir: StateDirOpt = None) -> None:
     if not cluster.kubeconfig_path.exists():
         from ciliumctl.devcluster import DevClusterError
 
-        raise DevClusterError(f"no dev cluster {name!r} at {cluster.state_dir}",
-                              "start one with `cilium dev-cluster up`")
+        raise DevClusterError(
+            f"no dev cluster {name!r} at {cluster.state_dir}",
+            "start one with `cilium dev-cluster up`",
+        )
     print(cluster.kubeconfig_path)
 
 
@@ -139,8 +144,9 @@ def env(name: NameOpt = "dev", state_dir: StateDirOpt = None) -> None:
 
 @app.command()
 def build(
-    binary: Annotated[list[str] | None, typer.Argument(help="Binaries to build (default "
-                                                       "all).")] = None,
+    binary: Annotated[
+        list[str] | None, typer.Argument(help="Binaries to build (default all).")
+    ] = None,
 ) -> None:
     """Find or build the pinned binaries (etcd, kube-*, kubectl, kwok, helm)."""
     from ciliumctl.devcluster import binaries
@@ -150,10 +156,11 @@ def build(
     if unknown:
         from ciliumctl.errors import UsageError
 
-        raise UsageError(f"unknown binary {', '.join(unknown)}",
-                         f"choose from {', '.join(binaries.BINARIES)}")
+        raise UsageError(
+            f"unknown binary {', '.join(unknown)}", f"choose from {', '.join(binaries.BINARIES)}"
+        )
     with err_console().status("[cyan]locating binaries") as status:
-        found = binaries.ensure(wanted, _progress(status))  # type: ignore[arg-type]
+        found = binaries.ensure(wanted, ProgressReporter(status))
     for name, path in found.items():
         recipe = binaries.RECIPES[binaries.BINARIES[name]]
         console().print(f"[green]✓[/] {name:<24} {recipe.version:<9} {path}")

@@ -54,3 +54,27 @@ def error_line(message: str, hint: str | None = None) -> None:
     err_console().print(f"[bold red]Error:[/] {escape(message)}")
     if hint:
         err_console().print(f"  [yellow]Fix:[/] {escape(hint)}")
+
+
+class ProgressReporter:
+    """Shows progress messages: a live status line on a terminal, plain lines otherwise.
+
+    On a non-terminal (CI logs) a message is printed when its step changes (the text before
+    ':') and at most every ``every`` updates within one step, so logs stay readable.
+    """
+
+    def __init__(self, status: Any | None, every: int = 500) -> None:
+        self.status = status
+        self.every = every
+        self._step = ""
+        self._count = 0
+
+    def __call__(self, message: str) -> None:
+        if self.status is not None and err_console().is_terminal:
+            self.status.update(f"[cyan]{message}")
+            return
+        step = message.split(":", 1)[0]
+        self._count = 0 if step != self._step else self._count + 1
+        if step != self._step or self._count % self.every == 0:
+            err_console().print(message, markup=False)
+        self._step = step

@@ -161,9 +161,9 @@ def find(name: str) -> Path | None:
         if cand.resolve().parent != bin_dir().resolve() and _version_ok(cand, recipe):
             return cand
     cached = bin_dir() / name
-    if cached.is_file() and os.access(cached, os.X_OK):
-        if _read_manifest().get(name) == recipe.version:
-            return cached
+    cached_ok = cached.is_file() and os.access(cached, os.X_OK)
+    if cached_ok and _read_manifest().get(name) == recipe.version:
+        return cached
     return None
 
 
@@ -193,8 +193,12 @@ def _go() -> str:
 def _run_go(args: list[str], cwd: Path, progress: Callable[[str], None]) -> str:
     env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
     proc = subprocess.Popen(
-        [_go(), *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        [_go(), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     tail: list[str] = []
     assert proc.stdout is not None
@@ -257,22 +261,34 @@ def build(recipe_name: str, progress: Callable[[str], None] = lambda _: None) ->
         if recipe.name == "kubernetes":
             progress(f"resolving {recipe.module}@{recipe.version}")
             info = json.loads(
-                _run_go(["mod", "download", "-json", f"{recipe.module}@{recipe.version}"],
-                        work, lambda _: None) or "{}"
+                _run_go(
+                    ["mod", "download", "-json", f"{recipe.module}@{recipe.version}"],
+                    work,
+                    lambda _: None,
+                )
+                or "{}"
             )
             replaces = staging_replaces(Path(info["GoMod"]).read_text(), recipe.version)
         gomod, tools = wrapper_module(recipe, replaces)
         (work / "go.mod").write_text(gomod)
         (work / "tools.go").write_text(tools)
         progress(f"resolving dependencies of {recipe.module}@{recipe.version}")
-        _run_go(["mod", "tidy"], work, progress)
+        _run_go(["mod", "tidy"], work, lambda _: None)
         bin_dir().mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=bin_dir()) as tmp:
             for binary, package in recipe.packages.items():
-                progress(f"building {binary} {recipe.version}")
+                step = f"building {binary} {recipe.version}"
+                progress(step)
+                compiled = 0
+
+                def count(_line: str, step: str = step) -> None:
+                    nonlocal compiled
+                    compiled += 1
+                    progress(f"{step}: {compiled} packages")
+
                 args = ["build", "-v", "-trimpath", "-o", str(Path(tmp) / binary)]
                 args += ["-ldflags", " ".join(("-s", "-w", *recipe.ldflags))]
-                _run_go([*args, package], work, progress)
+                _run_go([*args, package], work, count)
             for binary in recipe.packages:
                 os.replace(Path(tmp) / binary, bin_dir() / binary)
                 manifest[binary] = recipe.version

@@ -8,6 +8,7 @@ their pids, ports and log files are recorded in ``cluster.json`` in the state di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -155,9 +156,7 @@ class DevCluster:
             )
         self.name = name
         self.state_dir = (
-            Path(state_dir).expanduser().resolve()
-            if state_dir
-            else default_state_root() / name
+            Path(state_dir).expanduser().resolve() if state_dir else default_state_root() / name
         )
         self.pki_dir = self.state_dir / "pki"
         self.log_dir = self.state_dir / "logs"
@@ -198,29 +197,56 @@ class DevCluster:
         local = ("127.0.0.1",)
         return {
             "apiserver": ca.issue(
-                "apiserver", "kube-apiserver", server=True,
-                dns_names=("localhost", "kubernetes", "kubernetes.default",
-                           "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
+                "apiserver",
+                "kube-apiserver",
+                server=True,
+                dns_names=(
+                    "localhost",
+                    "kubernetes",
+                    "kubernetes.default",
+                    "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local",
+                ),
                 ip_addresses=(*local, "10.96.0.1"),
             ),
-            "admin": ca.issue("admin", "kubernetes-admin", organizations=("system:masters",),
-                              client=True),
-            "kcm": ca.issue("kube-controller-manager", "system:kube-controller-manager",
-                            client=True, server=True, dns_names=("localhost",),
-                            ip_addresses=local),
-            "scheduler": ca.issue("kube-scheduler", "system:kube-scheduler", client=True,
-                                  server=True, dns_names=("localhost",), ip_addresses=local),
-            "kwok": ca.issue("kwok", "kwok-controller", organizations=("system:masters",),
-                             client=True, server=True, dns_names=("localhost",),
-                             ip_addresses=local),
-            "kubelet-client": ca.issue("apiserver-kubelet-client",
-                                       "kube-apiserver-kubelet-client",
-                                       organizations=("system:masters",), client=True),
+            "admin": ca.issue(
+                "admin", "kubernetes-admin", organizations=("system:masters",), client=True
+            ),
+            "kcm": ca.issue(
+                "kube-controller-manager",
+                "system:kube-controller-manager",
+                client=True,
+                server=True,
+                dns_names=("localhost",),
+                ip_addresses=local,
+            ),
+            "scheduler": ca.issue(
+                "kube-scheduler",
+                "system:kube-scheduler",
+                client=True,
+                server=True,
+                dns_names=("localhost",),
+                ip_addresses=local,
+            ),
+            "kwok": ca.issue(
+                "kwok",
+                "kwok-controller",
+                organizations=("system:masters",),
+                client=True,
+                server=True,
+                dns_names=("localhost",),
+                ip_addresses=local,
+            ),
+            "kubelet-client": ca.issue(
+                "apiserver-kubelet-client",
+                "kube-apiserver-kubelet-client",
+                organizations=("system:masters",),
+                client=True,
+            ),
             "sa": pki.service_account_keys(self.pki_dir),
         }
 
-    def _write_kubeconfig(self, path: Path, server: str, creds: pki.CertPair,
-                          user: str) -> None:
+    def _write_kubeconfig(self, path: Path, server: str, creds: pki.CertPair, user: str) -> None:
         import base64
 
         def b64(p: Path) -> str:
@@ -229,17 +255,33 @@ class DevCluster:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": self.context, "cluster": {
-                "server": server,
-                "certificate-authority-data": b64(self.pki_dir / "ca.crt"),
-            }}],
-            "users": [{"name": user, "user": {
-                "client-certificate-data": b64(creds.cert),
-                "client-key-data": b64(creds.key),
-            }}],
-            "contexts": [{"name": self.context, "context": {
-                "cluster": self.context, "user": user,
-            }}],
+            "clusters": [
+                {
+                    "name": self.context,
+                    "cluster": {
+                        "server": server,
+                        "certificate-authority-data": b64(self.pki_dir / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate-data": b64(creds.cert),
+                        "client-key-data": b64(creds.key),
+                    },
+                }
+            ],
+            "contexts": [
+                {
+                    "name": self.context,
+                    "context": {
+                        "cluster": self.context,
+                        "user": user,
+                    },
+                }
+            ],
             "current-context": self.context,
             "preferences": {},
         }
@@ -265,8 +307,12 @@ class DevCluster:
             fh.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(command)}\n".encode())
             fh.flush()
             proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                cwd=self.state_dir, start_new_session=True,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=self.state_dir,
+                start_new_session=True,
             )
         return Component(name, proc.pid, port, str(log), health_url, command)
 
@@ -288,8 +334,13 @@ class DevCluster:
             "fix the cause shown above, then run `cilium dev-cluster up` again",
         )
 
-    def _start(self, name: str, build: Callable[[int], tuple[list[str], str]],
-               port: int | None, timeout: float) -> Component:
+    def _start(
+        self,
+        name: str,
+        build: Callable[[int], tuple[list[str], str]],
+        port: int | None,
+        timeout: float,
+    ) -> Component:
         """Start one component, moving to a fresh port whenever its port is taken."""
         for _attempt in range(START_ATTEMPTS):
             if port is None or not port_is_free(port):
@@ -330,8 +381,9 @@ class DevCluster:
                 time.sleep(0.1)
 
     # ------------------------------------------------------------------ up
-    def up(self, nodes: int = 3, *, progress: Progress = lambda _: None,
-           timeout: float = 120.0) -> ClusterStatus:
+    def up(
+        self, nodes: int = 3, *, progress: Progress = lambda _: None, timeout: float = 120.0
+    ) -> ClusterStatus:
         """Start the cluster (or reuse the running one) and return when nodes are Ready."""
         if nodes < 0 or nodes > 1000:
             raise DevClusterError(f"--nodes {nodes} is out of range", "use 0 to 1000 nodes")
@@ -347,8 +399,7 @@ class DevCluster:
         self._ensure_nodes(nodes, progress, timeout)
         return self.status()
 
-    def _start_components(self, state: dict[str, Any], progress: Progress,
-                          timeout: float) -> None:
+    def _start_components(self, state: dict[str, Any], progress: Progress, timeout: float) -> None:
         old_ports = {c["name"]: c["port"] for c in state.get("components", [])}
         progress("locating binaries")
         bins = binaries.ensure(
@@ -360,8 +411,12 @@ class DevCluster:
         ca = str(self.pki_dir / "ca.crt")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         started: list[Component] = []
-        record = {"name": self.name, "created": time.time(), "components": [],
-                  "kubeconfig": str(self.kubeconfig_path)}
+        record = {
+            "name": self.name,
+            "created": time.time(),
+            "components": [],
+            "kubeconfig": str(self.kubeconfig_path),
+        }
 
         def remember(comp: Component) -> None:
             started.append(comp)
@@ -376,12 +431,17 @@ class DevCluster:
             def etcd_cmd(port: int) -> tuple[list[str], str]:
                 url = f"http://127.0.0.1:{port}"
                 return [
-                    str(bins["etcd"]), "--name=default", f"--data-dir={data_dir}",
-                    f"--listen-client-urls={url}", f"--advertise-client-urls={url}",
+                    str(bins["etcd"]),
+                    "--name=default",
+                    f"--data-dir={data_dir}",
+                    f"--listen-client-urls={url}",
+                    f"--advertise-client-urls={url}",
                     f"--listen-peer-urls=http://127.0.0.1:{peer}",
                     f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
                     f"--initial-cluster=default=http://127.0.0.1:{peer}",
-                    "--listen-metrics-urls=", "--unsafe-no-fsync", "--log-level=warn",
+                    "--listen-metrics-urls=",
+                    "--unsafe-no-fsync",
+                    "--log-level=warn",
                     "--quota-backend-bytes=4294967296",
                 ], f"{url}/health"
 
@@ -394,7 +454,8 @@ class DevCluster:
                 return [
                     str(bins["kube-apiserver"]),
                     f"--etcd-servers=http://127.0.0.1:{etcd.port}",
-                    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
                     f"--secure-port={port}",
                     f"--cert-dir={self.pki_dir / 'apiserver-generated'}",
                     f"--tls-cert-file={certs['apiserver'].cert}",
@@ -411,21 +472,25 @@ class DevCluster:
                     f"--kubelet-certificate-authority={ca}",
                     "--kubelet-preferred-address-types=InternalIP",
                     "--profiling=false",
-                    "--max-requests-inflight=1000", "--max-mutating-requests-inflight=500",
+                    "--max-requests-inflight=1000",
+                    "--max-mutating-requests-inflight=500",
                 ], f"https://127.0.0.1:{port}/readyz"
 
-            apiserver = self._start("kube-apiserver", apiserver_cmd,
-                                    old_ports.get("kube-apiserver"), timeout)
+            apiserver = self._start(
+                "kube-apiserver", apiserver_cmd, old_ports.get("kube-apiserver"), timeout
+            )
             remember(apiserver)
             server = f"https://127.0.0.1:{apiserver.port}"
-            self._write_kubeconfig(self.kubeconfig_path, server, certs["admin"],
-                                   "kubernetes-admin")
+            self._write_kubeconfig(self.kubeconfig_path, server, certs["admin"], "kubernetes-admin")
             kc = self.state_dir / "kubeconfigs"
-            for comp_name, user in (("kcm", "system:kube-controller-manager"),
-                                    ("scheduler", "system:kube-scheduler"),
-                                    ("kwok", "kwok-controller")):
-                self._write_kubeconfig(kc / f"{comp_name}.kubeconfig", server, certs[comp_name],
-                                       user)
+            for comp_name, user in (
+                ("kcm", "system:kube-controller-manager"),
+                ("scheduler", "system:kube-scheduler"),
+                ("kwok", "kwok-controller"),
+            ):
+                self._write_kubeconfig(
+                    kc / f"{comp_name}.kubeconfig", server, certs[comp_name], user
+                )
 
             def kube_common(comp: str, port: int) -> list[str]:
                 kubeconfig = kc / f"{comp}.kubeconfig"
@@ -433,7 +498,8 @@ class DevCluster:
                     f"--kubeconfig={kubeconfig}",
                     f"--authentication-kubeconfig={kubeconfig}",
                     f"--authorization-kubeconfig={kubeconfig}",
-                    "--bind-address=127.0.0.1", f"--secure-port={port}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={port}",
                     f"--tls-cert-file={certs[comp].cert}",
                     f"--tls-private-key-file={certs[comp].key}",
                     f"--client-ca-file={ca}",
@@ -444,9 +510,11 @@ class DevCluster:
 
             def kcm_cmd(port: int) -> tuple[list[str], str]:
                 return [
-                    str(bins["kube-controller-manager"]), *kube_common("kcm", port),
+                    str(bins["kube-controller-manager"]),
+                    *kube_common("kcm", port),
                     f"--cluster-name={self.name}",
-                    "--allocate-node-cidrs=true", f"--cluster-cidr={CLUSTER_CIDR}",
+                    "--allocate-node-cidrs=true",
+                    f"--cluster-cidr={CLUSTER_CIDR}",
                     "--node-cidr-mask-size=24",
                     f"--service-cluster-ip-range={SERVICE_CIDR}",
                     f"--service-account-private-key-file={certs['sa'].key}",
@@ -455,24 +523,37 @@ class DevCluster:
                     f"--cluster-signing-cert-file={ca}",
                     f"--cluster-signing-key-file={self.pki_dir / 'ca.key'}",
                     "--configure-cloud-routes=false",
-                    "--kube-api-qps=200", "--kube-api-burst=400",
-                    "--concurrent-daemonset-syncs=5", "--concurrent-deployment-syncs=10",
+                    "--kube-api-qps=200",
+                    "--kube-api-burst=400",
+                    "--concurrent-daemonset-syncs=5",
+                    "--concurrent-deployment-syncs=10",
                     "--concurrent-replicaset-syncs=10",
                 ], f"https://127.0.0.1:{port}/healthz"
 
-            remember(self._start("kube-controller-manager", kcm_cmd,
-                                 old_ports.get("kube-controller-manager"), timeout))
+            remember(
+                self._start(
+                    "kube-controller-manager",
+                    kcm_cmd,
+                    old_ports.get("kube-controller-manager"),
+                    timeout,
+                )
+            )
 
             progress("starting kube-scheduler")
 
             def scheduler_cmd(port: int) -> tuple[list[str], str]:
                 return [
-                    str(bins["kube-scheduler"]), *kube_common("scheduler", port),
-                    "--kube-api-qps=200", "--kube-api-burst=400",
+                    str(bins["kube-scheduler"]),
+                    *kube_common("scheduler", port),
+                    "--kube-api-qps=200",
+                    "--kube-api-burst=400",
                 ], f"https://127.0.0.1:{port}/healthz"
 
-            remember(self._start("kube-scheduler", scheduler_cmd,
-                                 old_ports.get("kube-scheduler"), timeout))
+            remember(
+                self._start(
+                    "kube-scheduler", scheduler_cmd, old_ports.get("kube-scheduler"), timeout
+                )
+            )
 
             progress("starting kwok")
             kwok_config = self.state_dir / "kwok.yaml"
@@ -486,7 +567,8 @@ class DevCluster:
                     "--manage-all-nodes=false",
                     f"--manage-nodes-with-annotation-selector="
                     f"{kwok.MANAGED_ANNOTATION}={kwok.MANAGED_VALUE}",
-                    "--node-ip=127.0.0.1", f"--node-port={port}",
+                    "--node-ip=127.0.0.1",
+                    f"--node-port={port}",
                     f"--server-address=127.0.0.1:{port}",
                     f"--tls-cert-file={certs['kwok'].cert}",
                     f"--tls-private-key-file={certs['kwok'].key}",
@@ -516,10 +598,8 @@ class DevCluster:
             progress(f"registering {len(todo)} node(s)")
 
             def create(name: str) -> None:
-                try:
+                with contextlib.suppress(ConflictError):  # registered by a concurrent `up`
                     client.create(kwok.node_manifest(name))
-                except ConflictError:
-                    pass
 
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(create, todo))
@@ -527,8 +607,11 @@ class DevCluster:
         deadline = time.monotonic() + timeout
         while True:
             nodes = {n["metadata"]["name"]: n for n in client.list("v1", "Node")}
-            ready = [n for n in wanted if n in nodes and _node_ready(nodes[n])
-                     and nodes[n].get("spec", {}).get("podCIDR")]
+            ready = [
+                n
+                for n in wanted
+                if n in nodes and _node_ready(nodes[n]) and nodes[n].get("spec", {}).get("podCIDR")
+            ]
             sa = client.get_or_none("v1", "ServiceAccount", "default", "default")
             if len(ready) == len(wanted) and sa is not None:
                 return
@@ -551,23 +634,29 @@ class DevCluster:
         for comp in comps:
             running = _pid_alive(comp.pid, Path(comp.command[0]).name if comp.command else "")
             healthy = running and self._probe(comp.health_url, timeout=1.0)
-            statuses.append(ComponentStatus(comp.name, comp.pid, comp.port, running, healthy,
-                                            comp.log))
-        server = next((f"https://127.0.0.1:{c.port}" for c in comps
-                       if c.name == "kube-apiserver"), "")
+            statuses.append(
+                ComponentStatus(comp.name, comp.pid, comp.port, running, healthy, comp.log)
+            )
+        server = next(
+            (f"https://127.0.0.1:{c.port}" for c in comps if c.name == "kube-apiserver"), ""
+        )
         nodes: list[NodeStatus] = []
         api_ok = any(s.name == "kube-apiserver" and s.healthy for s in statuses)
         if with_nodes and api_ok and self.kubeconfig_path.exists():
             for node in self.client().list("v1", "Node"):
-                nodes.append(NodeStatus(
-                    name=node["metadata"]["name"],
-                    ready=_node_ready(node),
-                    pod_cidr=str(node.get("spec", {}).get("podCIDR", "")),
-                    kernel=str(node.get("status", {}).get("nodeInfo", {}).get("kernelVersion",
-                                                                                 "")),
-                ))
-        return ClusterStatus(self.name, str(self.state_dir), str(self.kubeconfig_path),
-                             server, statuses, nodes)
+                nodes.append(
+                    NodeStatus(
+                        name=node["metadata"]["name"],
+                        ready=_node_ready(node),
+                        pod_cidr=str(node.get("spec", {}).get("podCIDR", "")),
+                        kernel=str(
+                            node.get("status", {}).get("nodeInfo", {}).get("kernelVersion", "")
+                        ),
+                    )
+                )
+        return ClusterStatus(
+            self.name, str(self.state_dir), str(self.kubeconfig_path), server, statuses, nodes
+        )
 
     def _stop_all(self) -> list[str]:
         stopped = []
@@ -607,24 +696,40 @@ class DevCluster:
             f"export KUBECONFIG={_sh_quote(str(self.kubeconfig_path))}",
         ]
 
-    def enable_exec(self, client: Any, namespace: str, pod: str,
-                    containers: list[str] | None = None,
-                    env: dict[str, str] | None = None) -> Path:
+    def enable_exec(
+        self,
+        client: Any,
+        namespace: str,
+        pod: str,
+        containers: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Path:
         """Let ``kubectl exec`` run local processes for one pod, in its own work directory."""
         workdir = self.exec_dir / namespace / pod
         workdir.mkdir(parents=True, exist_ok=True)
-        client.apply(kwok.exec_manifest(namespace, pod, str(workdir), containers, env),
-                     force=True)
+        client.apply(kwok.exec_manifest(namespace, pod, str(workdir), containers, env), force=True)
         return workdir
 
-    def serve_logs(self, client: Any, namespace: str, pod: str, logs_file: Path,
-                   containers: list[str] | None = None,
-                   previous_logs_file: Path | None = None) -> None:
+    def serve_logs(
+        self,
+        client: Any,
+        namespace: str,
+        pod: str,
+        logs_file: Path,
+        containers: list[str] | None = None,
+        previous_logs_file: Path | None = None,
+    ) -> None:
         """Serve ``logs_file`` as the log of a pod's containers (``kubectl logs``)."""
-        client.apply(kwok.logs_manifest(
-            namespace, pod, str(logs_file), containers,
-            str(previous_logs_file) if previous_logs_file else None,
-        ), force=True)
+        client.apply(
+            kwok.logs_manifest(
+                namespace,
+                pod,
+                str(logs_file),
+                containers,
+                str(previous_logs_file) if previous_logs_file else None,
+            ),
+            force=True,
+        )
 
 
 class _PortTaken(Exception):

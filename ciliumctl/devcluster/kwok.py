@@ -187,8 +187,9 @@ def configuration(pod_cidr: str) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
-def node_manifest(name: str, *, labels: dict[str, str] | None = None,
-                  kernel: str = "6.8.0-49-generic") -> dict[str, Any]:
+def node_manifest(
+    name: str, *, labels: dict[str, str] | None = None, kernel: str = "6.8.0-49-generic"
+) -> dict[str, Any]:
     """A fake node with the labels and nodeInfo a real kubelet would register."""
     return {
         "apiVersion": "v1",
@@ -219,16 +220,29 @@ def node_manifest(name: str, *, labels: dict[str, str] | None = None,
                 "systemUUID": "",
                 "bootID": "",
             },
-            "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "500Gi"},
-            "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110",
-                            "ephemeral-storage": "500Gi"},
+            "capacity": {
+                "cpu": "32",
+                "memory": "128Gi",
+                "pods": "110",
+                "ephemeral-storage": "500Gi",
+            },
+            "allocatable": {
+                "cpu": "32",
+                "memory": "128Gi",
+                "pods": "110",
+                "ephemeral-storage": "500Gi",
+            },
         },
     }
 
 
-def exec_manifest(namespace: str, pod: str, workdir: str,
-                  containers: list[str] | None = None,
-                  env: dict[str, str] | None = None) -> dict[str, Any]:
+def exec_manifest(
+    namespace: str,
+    pod: str,
+    workdir: str,
+    containers: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A kwok ``Exec`` that lets ``kubectl exec`` run local processes for one pod."""
     local: dict[str, Any] = {"workDir": workdir}
     if env:
@@ -244,9 +258,13 @@ def exec_manifest(namespace: str, pod: str, workdir: str,
     }
 
 
-def logs_manifest(namespace: str, pod: str, logs_file: str,
-                  containers: list[str] | None = None,
-                  previous_logs_file: str | None = None) -> dict[str, Any]:
+def logs_manifest(
+    namespace: str,
+    pod: str,
+    logs_file: str,
+    containers: list[str] | None = None,
+    previous_logs_file: str | None = None,
+) -> dict[str, Any]:
     """A kwok ``Logs`` that serves a file as a pod's container log."""
     target: dict[str, Any] = {"logsFile": logs_file}
     if previous_logs_file:

@@ -9,6 +9,7 @@ costs nothing until a cluster is really contacted.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import threading
@@ -141,17 +142,23 @@ class Client:
         headers = {"Accept": "application/json, */*", "Content-Type": content_type}
         req_timeout = self._timeout if timeout is None else (self._timeout[0], timeout)
         try:
-            resp = self.api_client.call_api(
-                path,
-                method,
+            method_, url, hdrs, body_, post = self.api_client.param_serialize(
+                method=method,
+                resource_path=path,
                 query_params=[(k, v) for k, v in query if v is not None],
                 header_params=headers,
                 body=body,
                 auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
+            )
+            resp = self.api_client.call_api(
+                method_,
+                url,
+                header_params=hdrs,
+                body=body_,
+                post_params=post,
                 _request_timeout=req_timeout,
             )
+            data = resp.read()
         except ApiException as exc:
             raise translate_api_error(exc, what) from exc
         except HTTPError as exc:
@@ -162,7 +169,8 @@ class Client:
                     "retry, or check the API server's health",
                 ) from exc
             raise UnreachableError(self.server, _short_reason(reason)) from exc
-        data = resp.data
+        if not 200 <= int(resp.status) < 300:
+            raise translate_api_error(_Failure(int(resp.status), data, resp.reason), what)
         if raw:
             return data
         return json.loads(data) if data else {}
@@ -269,7 +277,7 @@ class Client:
         label_selector: str | None = None,
         field_selector: str | None = None,
         page_size: int = 500,
-    ) -> list[Obj]:
+    ) -> builtins.list[Obj]:
         """Every matching object, all pages collected."""
         return list(
             self.iter_list(
@@ -303,7 +311,7 @@ class Client:
         dry_run: bool = False,
         subresource: str | None = None,
     ) -> Obj:
-        """Server-side apply ``obj`` as ``field_manager``; ``force`` takes over conflicting fields."""
+        """Server-side apply ``obj`` as ``field_manager``; ``force`` takes conflicting fields."""
         ref = ObjectRef.of(obj)
         path = self._path(ref.api_version, ref.kind, ref.namespace, ref.name)
         if subresource:
@@ -394,7 +402,8 @@ class Client:
         data: bytes = self.request(
             "GET",
             f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
-            what=f"logs of pod {namespace}/{pod}" + (f" container {container}" if container else ""),
+            what=f"logs of pod {namespace}/{pod}"
+            + (f" container {container}" if container else ""),
             query=[
                 ("container", container),
                 ("sinceTime", since),
@@ -411,7 +420,7 @@ class Client:
         self,
         namespace: str,
         pod: str,
-        command: list[str],
+        command: builtins.list[str],
         container: str | None = None,
         *,
         stdin: bytes | None = None,
@@ -442,8 +451,7 @@ class Client:
         except Exception as exc:  # websocket handshake failures carry no HTTP status
             status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
             if status:
-                exc.status = status
-                raise translate_api_error(exc, what) from exc
+                raise translate_api_error(_Failure(int(status), b"", str(exc)), what) from exc
             raise KubeError(f"{what}: {exc}") from exc
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
@@ -474,7 +482,7 @@ class Client:
 
     def wait_ready(
         self,
-        refs: list[ObjectRef],
+        refs: builtins.list[ObjectRef],
         *,
         timeout: float,
         interval: float = 1.0,
@@ -486,18 +494,31 @@ class Client:
             results = {ref: self.status_of(ref) for ref in refs}
             if all(r.ready for r in results.values()):
                 return results
-            failed = [f"{ref}: {r.message}" for ref, r in results.items()
-                      if r.status is readiness.Status.FAILED]
+            failed = [
+                f"{ref}: {r.message}"
+                for ref, r in results.items()
+                if r.status is readiness.Status.FAILED
+            ]
             if fail_fast and failed:
                 raise KubeError("; ".join(failed), "inspect the failing objects' events and logs")
             if time.monotonic() >= deadline:
-                pending = [f"{ref}: {r.status} ({r.message})" for ref, r in results.items()
-                           if not r.ready]
+                pending = [
+                    f"{ref}: {r.status} ({r.message})" for ref, r in results.items() if not r.ready
+                ]
                 raise KubeTimeoutError(
                     f"not ready after {timeout:.0f}s: " + "; ".join(pending),
                     "raise the timeout or inspect the pending objects",
                 )
             time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A non-2xx response in the shape :func:`translate_api_error` reads."""
+
+    status: int
+    body: bytes
+    reason: str | None
 
 
 def _exit_code(status_text: str | None) -> int:
@@ -521,8 +542,13 @@ def _exit_code(status_text: str | None) -> int:
 
 def _short_reason(reason: object) -> str:
     text = str(reason)
-    for marker in ("Connection refused", "Name or service not known", "No route to host",
-                   "timed out", "certificate verify failed"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "No route to host",
+        "timed out",
+        "certificate verify failed",
+    ):
         if marker.lower() in text.lower():
             return marker.lower() if marker != "Connection refused" else "connection refused"
     return text.split(":")[-1].strip() or text

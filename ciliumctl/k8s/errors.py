@@ -16,9 +16,7 @@ from ciliumctl.errors import CiliumctlError, ConfigError
 class KubeError(CiliumctlError):
     """Any failure talking to the Kubernetes API."""
 
-    def __init__(
-        self, message: str, hint: str | None = None, *, status: int | None = None
-    ) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None) -> None:
         super().__init__(message, hint)
         self.status = status
 
@@ -33,8 +31,7 @@ class UnreachableError(KubeError):
     def __init__(self, server: str, reason: str, hint: str | None = None) -> None:
         super().__init__(
             f"cannot reach the Kubernetes API server at {server}: {reason}",
-            hint
-            or "check that the cluster is running and that --kubeconfig/--context point at it",
+            hint or "check that the cluster is running and that --kubeconfig/--context point at it",
         )
         self.server = server
 
@@ -108,7 +105,8 @@ def translate_api_error(exc: Any, what: str) -> KubeError:
         return ConflictError(text, status=status)
     if status == 403:
         return ForbiddenError(
-            text, "grant the missing RBAC permission or use a context with more rights",
+            text,
+            "grant the missing RBAC permission or use a context with more rights",
             status=status,
         )
     if status == 401:

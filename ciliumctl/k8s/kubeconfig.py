@@ -98,19 +98,20 @@ def inspect(paths: list[Path], context: str | None) -> KubeconfigInfo:
     current: str | None = None
     for path in paths:
         data = _read(path)
-        for name, entry in _named(data.get("contexts")).items():
-            contexts.setdefault(name, entry)
-        for name, entry in _named(data.get("clusters")).items():
-            clusters.setdefault(name, entry)
+        for ctx_name, entry in _named(data.get("contexts")).items():
+            contexts.setdefault(ctx_name, entry)
+        for cluster_key, entry in _named(data.get("clusters")).items():
+            clusters.setdefault(cluster_key, entry)
         if current is None and data.get("current-context"):
             current = str(data["current-context"])
     where = ", ".join(str(p) for p in paths)
-    name = context or current
-    if not name:
+    selected = context or current
+    if not selected:
         raise KubeconfigError(
             f"kubeconfig {where} sets no current-context",
             "pick one with --context or run `kubectl config use-context NAME`",
         )
+    name: str = selected
     if name not in contexts:
         known = ", ".join(sorted(contexts)) or "none"
         raise KubeconfigError(
