@@ -555,6 +555,9 @@ class DevCluster:
                 )
             )
 
+            progress("registering kwok's exec and logs kinds")
+            self._install_kwok_crds(timeout)
+
             progress("starting kwok")
             kwok_config = self.state_dir / "kwok.yaml"
             kwok_config.write_text(kwok.configuration(KWOK_FALLBACK_CIDR))
@@ -581,6 +584,16 @@ class DevCluster:
                 self._stop_pid(comp)
             raise
 
+    def _install_kwok_crds(self, timeout: float) -> None:
+        from ciliumctl.k8s import ObjectRef
+
+        client = self.client()
+        refs = []
+        for crd in kwok.crd_manifests():
+            client.apply(crd, force=True)
+            refs.append(ObjectRef.of(crd))
+        client.wait_ready(refs, timeout=timeout)
+
     def client(self) -> Any:
         """A :class:`ciliumctl.k8s.Client` for this cluster's admin kubeconfig."""
         from ciliumctl.k8s import Client
@@ -599,7 +612,9 @@ class DevCluster:
 
             def create(name: str) -> None:
                 with contextlib.suppress(ConflictError):  # registered by a concurrent `up`
-                    client.create(kwok.node_manifest(name))
+                    client.create(
+                        kwok.node_manifest(name, kubelet_version=binaries.KUBERNETES_VERSION)
+                    )
 
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(create, todo))
@@ -719,7 +734,10 @@ class DevCluster:
         containers: list[str] | None = None,
         previous_logs_file: Path | None = None,
     ) -> None:
-        """Serve ``logs_file`` as the log of a pod's containers (``kubectl logs``)."""
+        """Serve ``logs_file`` as the log of a pod's containers (``kubectl logs``).
+
+        The file must be in the CRI log format (see :func:`kwok.cri_log`), as kubelet's are.
+        """
         client.apply(
             kwok.logs_manifest(
                 namespace,

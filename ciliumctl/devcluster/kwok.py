@@ -187,8 +187,65 @@ def configuration(pod_cidr: str) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
+#: kind -> (plural, namespaced) of the kwok kinds served as CRDs (see KWOK_CRDS).
+_CRD_NAMES = {
+    "Exec": ("execs", True),
+    "ClusterExec": ("clusterexecs", False),
+    "Logs": ("logs", True),
+    "ClusterLogs": ("clusterlogs", False),
+}
+
+
+def crd_manifests() -> list[dict[str, Any]]:
+    """CustomResourceDefinitions for the kwok kinds in :data:`KWOK_CRDS`.
+
+    kwok watches these kinds but does not register them; the schema is left open because
+    kwok itself validates what it reads.
+    """
+    open_object = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    crds = []
+    for kind in KWOK_CRDS:
+        plural, namespaced = _CRD_NAMES[kind]
+        crds.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.kwok.x-k8s.io"},
+                "spec": {
+                    "group": "kwok.x-k8s.io",
+                    "names": {
+                        "kind": kind,
+                        "listKind": f"{kind}List",
+                        "plural": plural,
+                        "singular": plural if plural == "logs" else kind.lower(),
+                    },
+                    "scope": "Namespaced" if namespaced else "Cluster",
+                    "versions": [
+                        {
+                            "name": "v1alpha1",
+                            "served": True,
+                            "storage": True,
+                            "subresources": {"status": {}},
+                            "schema": {
+                                "openAPIV3Schema": {
+                                    "type": "object",
+                                    "properties": {"spec": open_object, "status": open_object},
+                                }
+                            },
+                        }
+                    ],
+                },
+            }
+        )
+    return crds
+
+
 def node_manifest(
-    name: str, *, labels: dict[str, str] | None = None, kernel: str = "6.8.0-49-generic"
+    name: str,
+    *,
+    labels: dict[str, str] | None = None,
+    kernel: str = "6.8.0-49-generic",
+    kubelet_version: str = "v1.34.4",
 ) -> dict[str, Any]:
     """A fake node with the labels and nodeInfo a real kubelet would register."""
     return {
@@ -215,7 +272,8 @@ def node_manifest(
                 "osImage": "Ubuntu 24.04.1 LTS",
                 "kernelVersion": kernel,
                 "containerRuntimeVersion": "containerd://1.7.22",
-                "kubeletVersion": "",
+                "kubeletVersion": kubelet_version,
+                "kubeProxyVersion": kubelet_version,
                 "machineID": "",
                 "systemUUID": "",
                 "bootID": "",
@@ -256,6 +314,23 @@ def exec_manifest(
         "metadata": {"name": pod, "namespace": namespace},
         "spec": {"execs": [target]},
     }
+
+
+def cri_log(lines: list[str], *, stream: str = "stdout", start: float | None = None) -> str:
+    """Format ``lines`` in the CRI log format that kubelet (and kwok) read from disk:
+    ``<RFC3339Nano timestamp> <stream> F <line>``, one second apart from ``start``."""
+    import datetime as dt
+
+    base = (
+        dt.datetime.fromtimestamp(start, dt.UTC)
+        if start is not None
+        else dt.datetime.now(dt.UTC) - dt.timedelta(seconds=len(lines))
+    )
+    out = []
+    for i, line in enumerate(lines):
+        stamp = (base + dt.timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+        out.append(f"{stamp} {stream} F {line}\n")
+    return "".join(out)
 
 
 def logs_manifest(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -471,7 +472,10 @@ class Client:
             status_text = ws.read_channel(ERROR_CHANNEL)
         finally:
             ws.close()
-        return ExecResult(bytes(out), bytes(err), _exit_code(status_text))
+        code = _exit_code(status_text)
+        if code is None:
+            raise KubeError(f"{what}: {_status_message(status_text)}")
+        return ExecResult(bytes(out), bytes(err), code)
 
     # ----------------------------------------------------------------- readiness
     def status_of(self, ref: ObjectRef) -> readiness.Result:
@@ -521,14 +525,17 @@ class _Failure:
     reason: str | None
 
 
-def _exit_code(status_text: str | None) -> int:
-    """Exit code from the exec error channel's Status document."""
+def _exit_code(status_text: str | None) -> int | None:
+    """Exit code from the exec error channel's Status document.
+
+    ``None`` means the command never ran (no such container, exec refused, ...).
+    """
     if not status_text:
         return 0
     try:
         status = json.loads(status_text)
     except ValueError:
-        return 1
+        return None
     if status.get("status") == "Success":
         return 0
     for cause in (status.get("details") or {}).get("causes") or []:
@@ -537,7 +544,16 @@ def _exit_code(status_text: str | None) -> int:
                 return int(cause.get("message", 1))
             except ValueError:
                 return 1
-    return 1
+    # Runtimes that report the exit as an internal error (kwok does) name it in the message.
+    match = re.search(r"exit (?:status|code) (\d+)", str(status.get("message", "")))
+    return int(match.group(1)) if match else None
+
+
+def _status_message(status_text: str | None) -> str:
+    try:
+        return str(json.loads(status_text or "{}").get("message") or status_text)
+    except ValueError:
+        return str(status_text)
 
 
 def _short_reason(reason: object) -> str:

@@ -80,3 +80,28 @@ def test_unreachable_names_server() -> None:
     err = UnreachableError("https://127.0.0.1:1", "connection refused")
     assert "https://127.0.0.1:1" in str(err)
     assert err.server == "https://127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("status_text", "code"),
+    [
+        (None, 0),
+        ('{"status":"Success"}', 0),
+        (
+            '{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":'
+            '[{"reason":"ExitCode","message":"42"}]}}',
+            42,
+        ),
+        (
+            '{"status":"Failure","reason":"InternalError","message":"error executing command in '
+            'container: cmd wait: sh -c exit 3: exit status 3"}',
+            3,
+        ),
+        ('{"status":"Failure","message":"container not found"}', None),
+        ("not json", None),
+    ],
+)
+def test_exec_exit_code_from_status(status_text: str | None, code: int | None) -> None:
+    from ciliumctl.k8s.client import _exit_code
+
+    assert _exit_code(status_text) == code
