@@ -18,7 +18,11 @@ def version(
         OutputFormat, typer.Option("-o", "--output", help="Output format: text, json or yaml.")
     ] = OutputFormat.TEXT,
 ) -> None:
-    """Show the client version and the Cilium versions (default and running)."""
+    """Show the client and Cilium versions.
+
+    The Cilium version the bundled chart installs by default and, without --client, the
+    version running in the cluster (from the Helm release or the agent DaemonSet).
+    """
     from ciliumctl import versions
 
     data: dict[str, object] = {

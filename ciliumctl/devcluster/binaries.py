@@ -191,7 +191,8 @@ def _go() -> str:
 
 
 def _run_go(args: list[str], cwd: Path, progress: Callable[[str], None]) -> str:
-    env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
+    goflags = " ".join(f for f in [os.environ.get("GOFLAGS", ""), "-mod=mod"] if f)
+    env = dict(os.environ, GOFLAGS=goflags, CGO_ENABLED="0")
     proc = subprocess.Popen(
         [_go(), *args],
         cwd=cwd,

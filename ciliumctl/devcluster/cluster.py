@@ -163,6 +163,7 @@ class DevCluster:
         self.kubeconfig_path = self.state_dir / "kubeconfig"
         self.state_file = self.state_dir / "cluster.json"
         self.exec_dir = self.state_dir / "exec"
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
     def context(self) -> str:
@@ -314,6 +315,7 @@ class DevCluster:
                 cwd=self.state_dir,
                 start_new_session=True,
             )
+        self._procs[proc.pid] = proc
         return Component(name, proc.pid, port, str(log), health_url, command)
 
     def _wait_healthy(self, comp: Component, timeout: float) -> None:
@@ -321,7 +323,8 @@ class DevCluster:
         while time.monotonic() < deadline:
             if self._probe(comp.health_url):
                 return
-            if not _pid_alive(comp.pid, Path(comp.command[0]).name):
+            proc = self._procs.get(comp.pid)
+            if proc is not None and proc.poll() is not None:
                 break
             time.sleep(0.2)
         tail = log_tail(comp.log)
