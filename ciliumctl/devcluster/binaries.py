@@ -277,19 +277,24 @@ def build(recipe_name: str, progress: Callable[[str], None] = lambda _: None) ->
         _run_go(["mod", "tidy"], work, lambda _: None)
         bin_dir().mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=bin_dir()) as tmp:
-            for binary, package in recipe.packages.items():
-                step = f"building {binary} {recipe.version}"
-                progress(step)
-                compiled = 0
+            # One `go build` for all binaries of a recipe: shared packages compile once and
+            # the links run in parallel. With several packages, -o names each binary after
+            # its package's last path element (which is how RECIPES names them).
+            names = ", ".join(recipe.packages)
+            step = f"building {names} {recipe.version}"
+            progress(step)
+            compiled = 0
 
-                def count(_line: str, step: str = step) -> None:
-                    nonlocal compiled
-                    compiled += 1
-                    progress(f"{step}: {compiled} packages")
+            def count(_line: str) -> None:
+                nonlocal compiled
+                compiled += 1
+                progress(f"{step}: {compiled} packages")
 
-                args = ["build", "-v", "-trimpath", "-o", str(Path(tmp) / binary)]
-                args += ["-ldflags", " ".join(("-s", "-w", *recipe.ldflags))]
-                _run_go([*args, package], work, count)
+            single = len(recipe.packages) == 1
+            out = Path(tmp) / next(iter(recipe.packages)) if single else Path(tmp)
+            args = ["build", "-v", "-trimpath", "-o", f"{out}{'' if single else os.sep}"]
+            args += ["-ldflags", " ".join(("-s", "-w", *recipe.ldflags))]
+            _run_go([*args, *recipe.packages.values()], work, count)
             for binary in recipe.packages:
                 os.replace(Path(tmp) / binary, bin_dir() / binary)
                 manifest[binary] = recipe.version

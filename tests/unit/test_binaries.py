@@ -126,3 +126,10 @@ def test_missing_go_names_binary_and_both_fixes(monkeypatch: pytest.MonkeyPatch)
 def test_missing_lists_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     assert binaries.missing(["helm", "etcd"]) == ["helm", "etcd"]
+
+
+def test_multi_binary_recipes_name_binaries_after_their_package() -> None:
+    for recipe in binaries.RECIPES.values():
+        if len(recipe.packages) > 1:
+            for name, package in recipe.packages.items():
+                assert package.rsplit("/", 1)[-1] == name
