@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ciliumctl.cli import devcluster, version
+from ciliumctl.cli import devcluster, install, validate, version
 from ciliumctl.cli.context import SETTINGS
 
 app = typer.Typer(
@@ -50,8 +50,12 @@ def root(
     SETTINGS.debug = debug
 
 
+app.command("install")(install.install)
+app.command("upgrade")(install.upgrade)
+app.command("uninstall")(install.uninstall)
 app.command("version")(version.version)
 app.add_typer(devcluster.app, name="dev-cluster")
+app.add_typer(validate.app, name="validate")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -132,6 +132,30 @@ def _pid_alive(pid: int, binary_hint: str) -> bool:
     return binary_hint.encode() in cmdline
 
 
+def advertise_address() -> str:
+    """The address published in the ``kubernetes`` Service's endpoints.
+
+    Kubernetes rejects loopback endpoint addresses, so the API server (which listens on
+    127.0.0.1 only) advertises this machine's first global IPv4 address, as a kind node
+    would; nothing in the dev cluster connects to it. Falls back to TEST-NET-1.
+    """
+    try:
+        out = subprocess.run(
+            ["ip", "-j", "-4", "addr", "show", "scope", "global"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+        for iface in json.loads(out or "[]"):
+            for addr in iface.get("addr_info", []):
+                if addr.get("local"):
+                    return str(addr["local"])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return "192.0.2.1"
+
+
 def log_tail(path: str | Path, lines: int = 20) -> str:
     """The last ``lines`` lines of a log file ('' when it cannot be read)."""
     try:
@@ -193,7 +217,7 @@ class DevCluster:
         return self.state_file.exists()
 
     # ------------------------------------------------------------------ pki/kubeconfig
-    def _pki(self) -> dict[str, pki.CertPair]:
+    def _pki(self, advertise: str) -> dict[str, pki.CertPair]:
         ca = pki.CertificateAuthority(self.pki_dir)
         local = ("127.0.0.1",)
         return {
@@ -208,7 +232,7 @@ class DevCluster:
                     "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local",
                 ),
-                ip_addresses=(*local, "10.96.0.1"),
+                ip_addresses=(*local, "10.96.0.1", advertise),
             ),
             "admin": ca.issue(
                 "admin", "kubernetes-admin", organizations=("system:masters",), client=True
@@ -410,15 +434,17 @@ class DevCluster:
             progress,
         )
         progress("generating certificates")
-        certs = self._pki()
+        advertise = state.get("advertise") or advertise_address()
+        certs = self._pki(advertise)
         ca = str(self.pki_dir / "ca.crt")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         started: list[Component] = []
-        record = {
+        record: dict[str, Any] = {
             "name": self.name,
             "created": time.time(),
             "components": [],
             "kubeconfig": str(self.kubeconfig_path),
+            "advertise": advertise,
         }
 
         def remember(comp: Component) -> None:
@@ -458,7 +484,7 @@ class DevCluster:
                     str(bins["kube-apiserver"]),
                     f"--etcd-servers=http://127.0.0.1:{etcd.port}",
                     "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
+                    f"--advertise-address={advertise}",
                     f"--secure-port={port}",
                     f"--cert-dir={self.pki_dir / 'apiserver-generated'}",
                     f"--tls-cert-file={certs['apiserver'].cert}",

@@ -1,0 +1,1 @@
+"""Install, upgrade, roll back and uninstall Cilium (Helm-driven)."""

@@ -1,0 +1,643 @@
+"""Install, upgrade, roll back and uninstall Cilium with the bundled Helm chart.
+
+Every command checks its input (version, values files, --set expressions, the values
+themselves) before it changes anything in the cluster. Upgrades keep the user's values
+(reset-then-reuse by default), keep the CRDs current (Helm does not upgrade ``crds/``),
+and roll back to the previous revision by themselves when the new agents do not become
+ready in time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from ciliumctl.errors import CiliumctlError, UsageError
+from ciliumctl.helm.values import diff_from_defaults, merge
+from ciliumctl.install import releases
+from ciliumctl.install.detect import Detection, detect
+from ciliumctl.validators.values import ValueFinding, check_values
+
+Progress = Callable[[str], None]
+AGENT = ("apps/v1", "DaemonSet", "cilium")
+OPERATOR = ("apps/v1", "Deployment", "cilium-operator")
+DATAPATH_MODES: dict[str, dict[str, Any]] = {
+    "tunnel": {"routingMode": "tunnel", "tunnelProtocol": "vxlan"},
+    "native": {"routingMode": "native"},
+    "aws-eni": {"eni": {"enabled": True}, "ipam": {"mode": "eni"}, "routingMode": "native"},
+    "gke": {"gke": {"enabled": True}, "ipam": {"mode": "kubernetes"}, "routingMode": "native"},
+    "azure": {"azure": {"enabled": True}, "ipam": {"mode": "azure"}, "routingMode": "native"},
+    "aks-byocni": {"aksbyocni": {"enabled": True}, "routingMode": "tunnel"},
+}
+
+
+class ValuesCheckError(CiliumctlError):
+    """The values failed the check; nothing was changed in the cluster."""
+
+    def __init__(self, findings: list[ValueFinding]) -> None:
+        errors = [f for f in findings if f.severity == "error"]
+        lines = [f"{f.key}: {f.message}" + (f" ({f.fix})" if f.fix else "") for f in errors]
+        super().__init__(
+            "invalid values, nothing was changed:\n  " + "\n  ".join(lines),
+            "fix the keys above in your -f files or --set flags",
+        )
+        self.findings = findings
+
+
+class HelmLike(Protocol):
+    """The Helm operations install and upgrade use (see :class:`ciliumctl.helm.Helm`)."""
+
+    def status(self, release: str, namespace: str) -> dict[str, Any] | None: ...
+
+    def get_values(
+        self, release: str, namespace: str, *, all_values: bool = False, revision: int | None = None
+    ) -> dict[str, Any]: ...
+
+    def history(self, release: str, namespace: str) -> list[dict[str, Any]]: ...
+
+    def template(
+        self,
+        release: str,
+        namespace: str,
+        chart: Path,
+        values: dict[str, Any],
+        *,
+        include_crds: bool = False,
+        is_upgrade: bool = False,
+        kube_version: str | None = None,
+        api_versions: list[str] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def install_or_upgrade(
+        self,
+        release: str,
+        namespace: str,
+        chart: Path,
+        values: dict[str, Any],
+        *,
+        reset_values: bool = False,
+        reuse_values: bool = False,
+        wait: bool = False,
+        timeout: str | None = None,
+        dry_run: bool = False,
+        description: str | None = None,
+        skip_crds: bool = False,
+    ) -> dict[str, Any]: ...
+
+    def rollback(
+        self,
+        release: str,
+        namespace: str,
+        revision: int | None = None,
+        *,
+        wait: bool = False,
+        timeout: str | None = None,
+    ) -> None: ...
+
+    def uninstall(
+        self, release: str, namespace: str, *, wait: bool = False, timeout: str | None = None
+    ) -> None: ...
+
+
+@dataclass
+class Target:
+    """Where the release lives and which chart renders it."""
+
+    release: str
+    namespace: str
+    chart: Path
+
+
+@dataclass
+class Outcome:
+    """What an install/upgrade did, for the CLI to render."""
+
+    action: str
+    version: str
+    revision: int | None = None
+    manifests: str | None = None
+    values: dict[str, Any] | None = None
+    findings: list[ValueFinding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rolled_back_to: int | None = None
+
+
+# ---------------------------------------------------------------------------- chart data
+def chart_defaults(chart: Path) -> dict[str, Any]:
+    """The chart's values.yaml."""
+    data: dict[str, Any] = yaml.safe_load((chart / "values.yaml").read_text()) or {}
+    return data
+
+
+def unmodelled_keys(chart: Path) -> set[str]:
+    """Upstream chart keys that this chart does not model (warn, do not fail)."""
+    path = chart / "unmodelled-keys.txt"
+    if not path.exists():
+        return set()
+    return {
+        line.strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+
+
+def check_user_values(
+    user: dict[str, Any],
+    chart: Path,
+    target_version: str,
+    *,
+    from_version: str | None = None,
+    effective: dict[str, Any] | None = None,
+) -> list[ValueFinding]:
+    """Run the values check; raise :class:`ValuesCheckError` when it finds errors."""
+    findings = check_values(
+        user,
+        chart_defaults(chart),
+        target_version=target_version,
+        from_version=from_version,
+        unmodelled=unmodelled_keys(chart),
+        effective=effective,
+    )
+    if any(f.severity == "error" for f in findings):
+        raise ValuesCheckError(findings)
+    return findings
+
+
+def render(
+    helm: HelmLike,
+    target: Target,
+    values: dict[str, Any],
+    *,
+    is_upgrade: bool = False,
+    kube_version: str | None = None,
+) -> list[dict[str, Any]]:
+    """The objects the chart renders for ``values`` (CRDs included) for this cluster."""
+    return helm.template(
+        target.release,
+        target.namespace,
+        target.chart,
+        values,
+        include_crds=True,
+        is_upgrade=is_upgrade,
+        kube_version=kube_version,
+    )
+
+
+def kube_version_of(client: Any) -> str | None:
+    """The cluster's Kubernetes version (for rendering as the cluster would)."""
+    try:
+        return str(client.server_version().get("gitVersion") or "") or None
+    except CiliumctlError:
+        return None
+
+
+def to_yaml(objects: list[dict[str, Any]]) -> str:
+    """Multi-document YAML, as `helm template` prints it."""
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------- install
+def plan_install(
+    client: Any,
+    target: Target,
+    user: dict[str, Any],
+    *,
+    version: str | None,
+    datapath_mode: str | None = None,
+    detection: Detection | None = None,
+) -> tuple[dict[str, Any], list[ValueFinding], Detection]:
+    """Final values for a new install: detected < datapath mode < version < user values."""
+    norm = releases.check_supported(version or releases.default_version())
+    if datapath_mode is not None and datapath_mode not in DATAPATH_MODES:
+        raise UsageError(
+            f"invalid --datapath-mode {datapath_mode!r}", f"use one of: {', '.join(DATAPATH_MODES)}"
+        )
+    findings = check_user_values(user, target.chart, norm)
+    found = detection or detect(client)
+    values = merge(found.values, DATAPATH_MODES.get(datapath_mode or "", {}))
+    values = merge(values, {"ciliumVersion": norm})
+    values = merge(values, user)
+    return values, findings, found
+
+
+def install(
+    client: Any,
+    helm: HelmLike,
+    target: Target,
+    user: dict[str, Any],
+    *,
+    version: str | None = None,
+    datapath_mode: str | None = None,
+    dry_run: bool = False,
+    dry_run_helm_values: bool = False,
+    wait: bool = False,
+    wait_duration: float = 300.0,
+    progress: Progress = lambda _: None,
+) -> Outcome:
+    """`cilium install`: refuse an existing release, check, render, install, wait."""
+    existing = helm.status(target.release, target.namespace)
+    if existing is not None and not dry_run and not dry_run_helm_values:
+        state = str(existing.get("info", {}).get("status", ""))
+        if state in ("pending-install", "failed") and int(existing.get("version", 1)) == 1:
+            progress(f"removing the interrupted first install ({state}) to start over")
+            helm.uninstall(target.release, target.namespace, wait=True)
+        else:
+            raise CiliumctlError(
+                f"Cilium is already installed: Helm release {target.release!r} in "
+                f"{target.namespace} (revision {existing.get('version')}, {state})",
+                "use `cilium upgrade` to change it",
+            )
+    values, findings, detection = plan_install(
+        client, target, user, version=version, datapath_mode=datapath_mode
+    )
+    norm = str(values["ciliumVersion"])
+    if dry_run_helm_values:
+        return Outcome(
+            "dry-run-helm-values",
+            norm,
+            values=diff_from_defaults(values, chart_defaults(target.chart)),
+            findings=findings,
+            notes=detection.notes,
+        )
+    if dry_run:
+        rendered = render(helm, target, values, kube_version=kube_version_of(client))
+        return Outcome(
+            "dry-run", norm, manifests=to_yaml(rendered), findings=findings, notes=detection.notes
+        )
+    progress(
+        f"installing Cilium {norm} ({detection.flavor} cluster, "
+        f"cluster name {detection.cluster_name})"
+    )
+    status = helm.install_or_upgrade(
+        target.release, target.namespace, target.chart, values, description=f"cilium install {norm}"
+    )
+    outcome = Outcome(
+        "install",
+        norm,
+        revision=int(status.get("version", 1)),
+        findings=findings,
+        notes=detection.notes,
+    )
+    if wait:
+        wait_for_cilium(client, target.namespace, timeout=wait_duration, progress=progress)
+    return outcome
+
+
+# ---------------------------------------------------------------------------- readiness
+def cilium_refs(client: Any, namespace: str) -> list[Any]:
+    """The workloads `--wait` waits for: the agent, the operator, and Hubble if deployed."""
+    from ciliumctl.k8s import ObjectRef
+
+    refs = [
+        ObjectRef(AGENT[0], AGENT[1], AGENT[2], namespace),
+        ObjectRef(OPERATOR[0], OPERATOR[1], OPERATOR[2], namespace),
+    ]
+    for name in ("hubble-relay", "hubble-ui"):
+        if client.get_or_none("apps/v1", "Deployment", name, namespace) is not None:
+            refs.append(ObjectRef("apps/v1", "Deployment", name, namespace))
+    return refs
+
+
+def failing_pods(client: Any, namespace: str) -> list[str]:
+    """Cilium pods that kstatus calls Failed (crash-looping agents or operators)."""
+    from ciliumctl.k8s.readiness import Status, compute
+
+    bad = []
+    for selector in ("k8s-app=cilium", "io.cilium/app=operator"):
+        for pod in client.list("v1", "Pod", namespace, label_selector=selector):
+            result = compute(pod)
+            if result.status is Status.FAILED and not pod["metadata"].get("deletionTimestamp"):
+                bad.append(f"{pod['metadata']['name']}: {result.message}")
+    return bad
+
+
+def wait_for_cilium(
+    client: Any,
+    namespace: str,
+    *,
+    timeout: float,
+    progress: Progress = lambda _: None,
+    interval: float = 1.0,
+) -> None:
+    """Wait until the agent and operator are Current; fail fast on crash-looping pods."""
+    from ciliumctl.k8s import KubeTimeoutError
+    from ciliumctl.k8s.readiness import Status
+
+    deadline = time.monotonic() + timeout
+    refs = cilium_refs(client, namespace)
+    while True:
+        results = {ref: client.status_of(ref) for ref in refs}
+        pending = [
+            f"{ref.kind} {ref.name}: {r.message}"
+            for ref, r in results.items()
+            if r.status is not Status.CURRENT
+        ]
+        if not pending:
+            progress("Cilium is ready")
+            return
+        progress("waiting: " + "; ".join(pending))
+        broken = failing_pods(client, namespace)
+        if broken:
+            raise CiliumRolloutError("Cilium pods are failing: " + "; ".join(broken[:5]))
+        if time.monotonic() >= deadline:
+            raise KubeTimeoutError(
+                f"Cilium not ready after {timeout:.0f}s: " + "; ".join(pending),
+                "raise --wait-duration or run `cilium status`",
+            )
+        time.sleep(interval)
+
+
+class CiliumRolloutError(CiliumctlError):
+    """Cilium's pods failed during a rollout."""
+
+
+# ---------------------------------------------------------------------------- upgrade
+def _release_version(helm: HelmLike, target: Target, status: dict[str, Any]) -> str:
+    values = helm.get_values(target.release, target.namespace, all_values=True)
+    version = values.get("ciliumVersion") or status.get("chart", {}).get("metadata", {}).get(
+        "appVersion"
+    )
+    if not version:
+        raise CiliumctlError(
+            f"cannot tell which Cilium version release {target.release!r} runs",
+            "pass --version explicitly",
+        )
+    return str(version).lstrip("v")
+
+
+def _original_minor(helm: HelmLike, target: Target) -> str | None:
+    history = helm.history(target.release, target.namespace)
+    if not history:
+        return None
+    first = int(history[0].get("revision", 1))
+    try:
+        values = helm.get_values(target.release, target.namespace, all_values=True, revision=first)
+    except CiliumctlError:
+        return None
+    version = values.get("ciliumVersion") or history[0].get("app_version")
+    if not version:
+        return None
+    major, minor, _ = releases.parse(str(version))
+    return f"{major}.{minor}"
+
+
+def apply_crds(client: Any, chart: Path, *, dry_run: bool = False) -> list[str]:
+    """Server-side apply the chart's CRDs (Helm never upgrades ``crds/``)."""
+    applied = []
+    for path in sorted((chart / "crds").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                client.apply(doc, force=True, dry_run=dry_run)
+                applied.append(doc["metadata"]["name"])
+    return applied
+
+
+def manifest_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
+    """A per-object unified diff of two renderings."""
+    import difflib
+
+    def key(obj: dict[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        ns = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+        return f"{obj.get('kind')} {ns}{meta.get('name')}"
+
+    before = {key(o): yaml.safe_dump(o, sort_keys=True) for o in old if isinstance(o, dict)}
+    after = {key(o): yaml.safe_dump(o, sort_keys=True) for o in new if isinstance(o, dict)}
+    chunks = []
+    for name in sorted(set(before) | set(after)):
+        a, b = before.get(name, ""), after.get(name, "")
+        if a == b:
+            continue
+        label = "created" if not a else "deleted" if not b else "changed"
+        diff = difflib.unified_diff(
+            a.splitlines(keepends=True),
+            b.splitlines(keepends=True),
+            f"{name} (current)",
+            f"{name} (upgrade)",
+        )
+        chunks.append(f"# {name}: {label}\n" + "".join(diff))
+    return "\n".join(chunks) if chunks else "# no changes\n"
+
+
+def upgrade(
+    client: Any,
+    helm: HelmLike,
+    target: Target,
+    user: dict[str, Any],
+    *,
+    version: str | None = None,
+    values_mode: str = "reset-then-reuse",
+    force_version: bool = False,
+    dry_run: bool = False,
+    dry_run_helm_values: bool = False,
+    wait: bool = True,
+    wait_duration: float = 300.0,
+    restart: bool = False,
+    progress: Progress = lambda _: None,
+) -> Outcome:
+    """`cilium upgrade`: check path and values, refresh CRDs, upgrade, roll back on failure."""
+    if values_mode not in ("reset-then-reuse", "reset", "reuse"):
+        raise UsageError(
+            f"invalid values mode {values_mode!r}",
+            "use --reset-values, --reuse-values or --reset-then-reuse-values",
+        )
+    status = helm.status(target.release, target.namespace)
+    if status is None:
+        raise CiliumctlError(
+            f"no Helm release {target.release!r} in namespace {target.namespace}",
+            "install Cilium first with `cilium install` (or pass --helm-release-name/-n)",
+        )
+    state = str(status.get("info", {}).get("status", ""))
+    if state.startswith("pending-"):
+        raise CiliumctlError(
+            f"release {target.release!r} is {state}: another operation is in progress or "
+            "was interrupted",
+            "wait for it, or run `cilium upgrade --rollback`",
+        )
+    current = _release_version(helm, target, status)
+    norm = releases.check_supported(version or releases.default_version())
+    notes: list[str] = []
+    problem = releases.upgrade_path_problem(current, norm)
+    if problem and not force_version:
+        raise UsageError(problem, "pass --force-version to do it anyway")
+    if problem:
+        notes.append(f"forced: {problem}")
+    newest = releases.newest_patch_of(current)
+    if newest != current:
+        notes.append(
+            f"the installed {current} is not the newest patch of its minor "
+            f"({newest}); the upgrade guide recommends upgrading to it first"
+        )
+
+    previous = helm.get_values(target.release, target.namespace)
+    if values_mode == "reset-then-reuse":
+        values = merge(previous, user)
+    elif values_mode == "reuse":
+        values = dict(user)
+    else:
+        values = dict(user)
+    values["ciliumVersion"] = norm
+    if "upgradeCompatibility" not in values and "upgradeCompatibility" not in previous:
+        original = _original_minor(helm, target)
+        if original is not None:
+            values["upgradeCompatibility"] = original
+            notes.append(f"upgradeCompatibility={original} (the version first installed)")
+    effective = merge(chart_defaults(target.chart), values)
+    findings = check_user_values(
+        merge(previous, user) if values_mode != "reset" else user,
+        target.chart,
+        norm,
+        from_version=current,
+        effective=effective,
+    )
+    if dry_run_helm_values:
+        return Outcome(
+            "dry-run-helm-values",
+            norm,
+            values=diff_from_defaults(values, chart_defaults(target.chart)),
+            findings=findings,
+            notes=notes,
+        )
+    if dry_run:
+        old = helm.get_values(target.release, target.namespace, all_values=True)
+        kube = kube_version_of(client)
+        before = render(helm, target, old, is_upgrade=True, kube_version=kube)
+        after = render(helm, target, values, is_upgrade=True, kube_version=kube)
+        return Outcome(
+            "dry-run", norm, manifests=manifest_diff(before, after), findings=findings, notes=notes
+        )
+
+    progress("updating CRDs")
+    apply_crds(client, target.chart)
+    progress(f"upgrading Cilium {current} -> {norm}")
+    revision_before = int(status.get("version", 0))
+    new = helm.install_or_upgrade(
+        target.release,
+        target.namespace,
+        target.chart,
+        values,
+        reset_values=values_mode != "reuse",
+        reuse_values=values_mode == "reuse",
+        description=f"cilium upgrade {current} -> {norm}",
+    )
+    outcome = Outcome(
+        "upgrade", norm, revision=int(new.get("version", 0)), findings=findings, notes=notes
+    )
+    if restart:
+        restart_agents(client, target.namespace)
+    if wait:
+        try:
+            wait_for_cilium(client, target.namespace, timeout=wait_duration, progress=progress)
+        except CiliumctlError as exc:
+            progress(f"upgrade failed ({exc.message}); rolling back to revision {revision_before}")
+            helm.rollback(target.release, target.namespace, revision_before)
+            wait_for_cilium(client, target.namespace, timeout=wait_duration, progress=progress)
+            raise CiliumRolloutError(
+                f"upgrade to {norm} failed and was rolled back to revision {revision_before} "
+                f"(Cilium {current}): {exc.message}",
+                "inspect the new version's pods (`cilium status`, pod logs) before retrying",
+            ) from exc
+    return outcome
+
+
+def rollback(
+    helm: HelmLike,
+    client: Any,
+    target: Target,
+    *,
+    wait: bool = True,
+    wait_duration: float = 300.0,
+    progress: Progress = lambda _: None,
+) -> int:
+    """`cilium upgrade --rollback`: back to the previous revision; returns its number."""
+    history = helm.history(target.release, target.namespace)
+    if len(history) < 2:
+        raise CiliumctlError(
+            f"release {target.release!r} has no previous revision", "nothing to roll back to"
+        )
+    previous = int(history[-2]["revision"])
+    progress(f"rolling back to revision {previous}")
+    helm.rollback(target.release, target.namespace, previous)
+    if wait:
+        wait_for_cilium(client, target.namespace, timeout=wait_duration, progress=progress)
+    return previous
+
+
+def restart_agents(client: Any, namespace: str) -> None:
+    """Roll the agent DaemonSet (as `kubectl rollout restart`)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    client.patch(
+        AGENT[0],
+        AGENT[1],
+        AGENT[2],
+        {
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}
+                }
+            }
+        },
+        namespace,
+    )
+
+
+# ---------------------------------------------------------------------------- uninstall
+CILIUM_GROUPS = ("cilium.io",)
+
+
+def uninstall(
+    client: Any,
+    helm: HelmLike,
+    target: Target,
+    *,
+    wait: bool = False,
+    purge: bool = False,
+    timeout: float = 300.0,
+    progress: Progress = lambda _: None,
+) -> dict[str, list[str]]:
+    """`cilium uninstall`: the release, the test namespaces, and with ``purge`` the CRDs."""
+    removed: dict[str, list[str]] = {"release": [], "namespaces": [], "crds": []}
+    if helm.status(target.release, target.namespace) is not None:
+        progress(f"uninstalling Helm release {target.release}")
+        helm.uninstall(target.release, target.namespace, wait=wait, timeout=f"{int(timeout)}s")
+        removed["release"].append(target.release)
+    for ns in client.list("v1", "Namespace"):
+        name = ns["metadata"]["name"]
+        if name.startswith("cilium-test"):
+            client.delete("v1", "Namespace", name)
+            removed["namespaces"].append(name)
+    if purge:
+        for crd in client.list("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+            if crd.get("spec", {}).get("group") in CILIUM_GROUPS:
+                client.delete(
+                    "apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]
+                )
+                removed["crds"].append(crd["metadata"]["name"])
+    if wait:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = [
+                n
+                for n in removed["namespaces"]
+                if client.get_or_none("v1", "Namespace", n) is not None
+            ]
+            left += [
+                p["metadata"]["name"]
+                for p in client.list("v1", "Pod", target.namespace, label_selector="k8s-app=cilium")
+            ]
+            if not left:
+                break
+            progress(f"waiting for {len(left)} object(s) to go")
+            time.sleep(1)
+    if not any(removed.values()):
+        raise CiliumctlError(
+            f"nothing to uninstall: no release {target.release!r} in "
+            f"{target.namespace} and no cilium-test namespaces",
+            "check --namespace and --helm-release-name",
+        )
+    return removed
