@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ciliumctl.cli import devcluster, install, validate, version
+from ciliumctl.cli import devcluster, install, status, validate, version
 from ciliumctl.cli.context import SETTINGS
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ def root(
 app.command("install")(install.install)
 app.command("upgrade")(install.upgrade)
 app.command("uninstall")(install.uninstall)
+app.command("status")(status.status)
 app.command("version")(version.version)
 app.add_typer(devcluster.app, name="dev-cluster")
 app.add_typer(validate.app, name="validate")

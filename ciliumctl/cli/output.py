@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,11 @@ def console() -> Console:
     """Console for results (stdout); rich honours NO_COLOR and non-TTY output."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        # Pipes and CI logs: do not wrap tables at rich's 80-column default.
+        out = Console(highlight=False, soft_wrap=True, width=200)
+    return out
 
 
 @cache

@@ -1,0 +1,1 @@
+"""Cilium's health as `cilium status` reports it."""
