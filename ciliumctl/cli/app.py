@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ciliumctl.cli import devcluster, install, status, validate, version
+from ciliumctl.cli import config, devcluster, hubble, install, status, validate, version
 from ciliumctl.cli.context import SETTINGS
 
 app = typer.Typer(
@@ -55,6 +55,8 @@ app.command("upgrade")(install.upgrade)
 app.command("uninstall")(install.uninstall)
 app.command("status")(status.status)
 app.command("version")(version.version)
+app.add_typer(config.app, name="config")
+app.add_typer(hubble.app, name="hubble")
 app.add_typer(devcluster.app, name="dev-cluster")
 app.add_typer(validate.app, name="validate")
 

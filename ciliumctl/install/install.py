@@ -545,6 +545,40 @@ def upgrade(
     return outcome
 
 
+def installed_version(helm: HelmLike, target: Target) -> str:
+    """The Cilium version of the deployed release (error when there is none)."""
+    status = helm.status(target.release, target.namespace)
+    if status is None:
+        raise CiliumctlError(
+            f"no Helm release {target.release!r} in namespace {target.namespace}",
+            "install Cilium first with `cilium install` (or pass --helm-release-name/-n)",
+        )
+    return _release_version(helm, target, status)
+
+
+def reconfigure(
+    client: Any,
+    helm: HelmLike,
+    target: Target,
+    values: dict[str, Any],
+    *,
+    wait: bool = True,
+    wait_duration: float = 300.0,
+    progress: Progress = lambda _: None,
+) -> Outcome:
+    """Change values of the release without changing its Cilium version (hubble enable)."""
+    return upgrade(
+        client,
+        helm,
+        target,
+        values,
+        version=installed_version(helm, target),
+        wait=wait,
+        wait_duration=wait_duration,
+        progress=progress,
+    )
+
+
 def rollback(
     helm: HelmLike,
     client: Any,

@@ -1,0 +1,1 @@
+"""Cilium's agent configuration: the cilium-config ConfigMap and agent restarts."""
