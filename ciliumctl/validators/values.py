@@ -76,17 +76,20 @@ def _open_maps(defaults: dict[str, Any], prefix: str = "") -> set[str]:
     return out
 
 
-def _known_prefix(path: str, known: set[str], open_maps: set[str]) -> bool:
+def _known_prefix(path: str, flat_defaults: dict[str, Any], known: set[str],
+                  open_maps: set[str]) -> bool:
+    """True when ``path`` is a chart key, lies under a free-form map, or under a key whose
+    default is null (upstream's way to say "a map you may fill")."""
+    if path in known:
+        return True
     parts = path.split(".")
-    for i in range(1, len(parts) + 1):
+    for i in range(1, len(parts)):
         head = ".".join(parts[:i])
         if head in open_maps:
             return True
-        if head in known and i < len(parts):
-            # A scalar/list/null default with sub-keys given: accepted when default is null
-            # (upstream uses null for "unset map" in several places).
+        if head in flat_defaults and flat_defaults[head] is None:
             return True
-    return path in known
+    return False
 
 
 def check_values(
@@ -152,9 +155,9 @@ def check_values(
                 )
             )
             reported.add(hit)
-            if _known_prefix(path, known, open_maps):
+            if _known_prefix(path, flat_defaults, known, open_maps):
                 continue
-        if _known_prefix(path, known, open_maps):
+        if _known_prefix(path, flat_defaults, known, open_maps):
             continue
         top_unmodelled = _match_rule(path, dict.fromkeys(unmodelled, 0))
         if top_unmodelled is not None:
