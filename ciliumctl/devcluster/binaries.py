@@ -107,6 +107,27 @@ RECIPES: dict[str, Recipe] = {
         version_args=("version", "--short"),
         ldflags=(f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",),
     ),
+    # Image signatures and attestations (`cilium verify`, `cilium sbom`): the tests sign and
+    # attest with the real cosign and push to a real OCI registry on 127.0.0.1.
+    "cosign": Recipe(
+        name="cosign",
+        module="github.com/sigstore/cosign/v2",
+        version="v2.6.5",
+        go_version="1.25.0",
+        packages={"cosign": "github.com/sigstore/cosign/v2/cmd/cosign"},
+        accept=r"GitVersion:\s+v2\.(6|[7-9]|\d\d)\.\d+",
+        version_args=("version",),
+        ldflags=("-X sigs.k8s.io/release-utils/version.gitVersion=v2.6.5",),
+    ),
+    "registry": Recipe(
+        name="registry",
+        module="github.com/distribution/distribution/v3",
+        version="v3.1.2",
+        go_version="1.26.0",
+        packages={"registry": "github.com/distribution/distribution/v3/cmd/registry"},
+        accept=r"registry \S+ v3\.\d+\.\d+",
+        ldflags=("-X github.com/distribution/distribution/v3/version.version=v3.1.2",),
+    ),
 }
 
 #: binary name -> recipe name
