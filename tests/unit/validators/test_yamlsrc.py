@@ -1,0 +1,64 @@
+"""Multi-document YAML with lines, syntax errors per document and duplicate keys."""
+
+from __future__ import annotations
+
+from ciliumctl.validators.yamlsrc import load_documents, split_documents
+
+TEXT = """\
+# leading comment
+a: 1
+b:
+  c: [1, 2]
+---
+x: [1, 2
+---
+--- {inline: true}
+...
+- item
+"""
+
+
+def test_documents_are_split_and_errors_stay_local() -> None:
+    docs = load_documents(TEXT, "f.yaml")
+    assert [d.index for d in docs] == [0, 1, 2, 3]
+    assert docs[0].data == {"a": 1, "b": {"c": [1, 2]}}
+    assert docs[0].line_of(("b", "c", 1)) == 4
+    assert docs[0].line_of(("a",)) == 2
+    assert docs[1].error is not None and docs[1].data is None
+    assert docs[1].error.line is not None and 6 <= docs[1].error.line <= 7
+    assert docs[2].data == {"inline": True}
+    assert docs[3].data == ["item"]
+
+
+def test_line_of_falls_back_to_the_nearest_parent() -> None:
+    (doc,) = load_documents("spec:\n  ingress:\n  - {}\n", "f")
+    assert doc.line_of(("spec", "ingress", 0, "toPorts", 3)) == 3
+    assert doc.line_of(("missing",)) == 1
+
+
+def test_duplicate_keys_are_recorded() -> None:
+    (doc,) = load_documents("a: 1\nb: 2\na: 3\n", "f")
+    assert doc.data == {"a": 3, "b": 2}
+    assert doc.duplicates == [(("a",), 3)]
+
+
+def test_empty_and_comment_only_streams() -> None:
+    assert load_documents("", "f") == []
+    assert load_documents("# nothing\n\n", "f") == []
+    docs = load_documents("---\n---\na: 1\n", "f")
+    assert [d.data for d in docs if not d.empty] == [{"a": 1}]
+
+
+def test_merge_keys_and_anchors() -> None:
+    (doc,) = load_documents("base: &b {x: 1}\nderived:\n  <<: *b\n  y: 2\n", "f")
+    assert doc.data["derived"] == {"x": 1, "y": 2}
+
+
+def test_recursive_alias_is_an_error_not_a_crash() -> None:
+    (doc,) = load_documents("a: &x [*x]\n", "f")
+    assert doc.error is not None
+
+
+def test_split_keeps_line_numbers() -> None:
+    chunks = list(split_documents("a: 1\n---\nb: 2\n"))
+    assert [start for start, _ in chunks] == [1, 2]
