@@ -104,7 +104,10 @@ def running_version(client: VersionClient, namespace: str, release: str) -> Runn
         try:
             rel = decode_helm_release(latest.get("data", {}).get("release", ""))
             meta = rel.get("chart", {}).get("metadata", {})
-            version = meta.get("appVersion") or meta.get("version")
+            # ciliumctl's chart installs the release named by the ciliumVersion value; other
+            # charts (upstream's) install their appVersion.
+            configured = (rel.get("config") or {}).get("ciliumVersion")
+            version = configured or meta.get("appVersion") or meta.get("version")
             if version:
                 return RunningVersion(
                     str(version).lstrip("v"),

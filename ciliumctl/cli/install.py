@@ -85,6 +85,11 @@ def install(
             progress=ProgressReporter(status),
         )
     _show(outcome)
+    if outcome.action == "unchanged":
+        console().print(
+            f"[green]✓[/] Cilium {outcome.version} is already installed with these "
+            f"values (revision {outcome.revision})"
+        )
     if outcome.action == "install":
         console().print(
             f"[green]✓[/] Cilium {outcome.version} installed (Helm release "

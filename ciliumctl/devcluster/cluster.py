@@ -702,6 +702,25 @@ class DevCluster:
             self.name, str(self.state_dir), str(self.kubeconfig_path), server, statuses, nodes
         )
 
+    def restart_component(self, name: str, *, timeout: float = 120.0) -> Component:
+        """Stop one component and start it again with the same command and port (tests use
+        this to interrupt the API server in the middle of an operation)."""
+        state = self._load_state()
+        comps = [Component(**c) for c in state.get("components", [])]
+        for index, comp in enumerate(comps):
+            if comp.name == name:
+                self._stop_pid(comp, grace=0.5)
+                fresh = self._spawn(name, comp.command, comp.port, comp.health_url)
+                self._wait_healthy(fresh, timeout)
+                comps[index] = fresh
+                state["components"] = [asdict(c) for c in comps]
+                self._save_state(state)
+                return fresh
+        raise DevClusterError(
+            f"no component {name!r} in dev cluster {self.name!r}",
+            "components: " + ", ".join(c.name for c in comps),
+        )
+
     def _stop_all(self) -> list[str]:
         stopped = []
         for comp in reversed(self.components()):

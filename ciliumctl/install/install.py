@@ -240,22 +240,34 @@ def install(
     progress: Progress = lambda _: None,
 ) -> Outcome:
     """`cilium install`: refuse an existing release, check, render, install, wait."""
+    values, findings, detection = plan_install(
+        client, target, user, version=version, datapath_mode=datapath_mode
+    )
+    norm = str(values["ciliumVersion"])
     existing = helm.status(target.release, target.namespace)
     if existing is not None and not dry_run and not dry_run_helm_values:
         state = str(existing.get("info", {}).get("status", ""))
         if state in ("pending-install", "failed") and int(existing.get("version", 1)) == 1:
             progress(f"removing the interrupted first install ({state}) to start over")
             helm.uninstall(target.release, target.namespace, wait=True)
+        elif state == "deployed" and helm.get_values(target.release, target.namespace) == values:
+            # The same install already went through (e.g. a re-run after an interruption).
+            progress("Cilium is already installed with these values")
+            if wait:
+                wait_for_cilium(client, target.namespace, timeout=wait_duration, progress=progress)
+            return Outcome(
+                "unchanged",
+                norm,
+                revision=int(existing.get("version", 1)),
+                findings=findings,
+                notes=detection.notes,
+            )
         else:
             raise CiliumctlError(
                 f"Cilium is already installed: Helm release {target.release!r} in "
                 f"{target.namespace} (revision {existing.get('version')}, {state})",
                 "use `cilium upgrade` to change it",
             )
-    values, findings, detection = plan_install(
-        client, target, user, version=version, datapath_mode=datapath_mode
-    )
-    norm = str(values["ciliumVersion"])
     if dry_run_helm_values:
         return Outcome(
             "dry-run-helm-values",

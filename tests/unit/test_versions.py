@@ -92,6 +92,20 @@ def test_helm_release_wins_and_latest_revision_is_used() -> None:
     assert client.selectors == ["owner=helm,name=cilium,status=deployed"]
 
 
+def test_configured_cilium_version_beats_chart_app_version() -> None:
+    secret = helm_secret(3, "1.18.5")
+    release = {
+        "name": "cilium",
+        "version": 3,
+        "config": {"ciliumVersion": "1.17.12"},
+        "chart": {"metadata": {"version": "1.18.5", "appVersion": "1.18.5"}},
+    }
+    inner = base64.b64encode(gzip.compress(json.dumps(release).encode()))
+    secret["data"]["release"] = base64.b64encode(inner).decode()
+    running = versions.running_version(FakeClient([secret]), "kube-system", "cilium")
+    assert running.version == "1.17.12"
+
+
 def test_daemonset_image_when_no_release() -> None:
     client = FakeClient([], agent_ds("quay.io/cilium/cilium:v1.18.3@sha256:abc"))
     assert versions.running_version(client, "kube-system", "cilium").version == "1.18.3"
