@@ -12,6 +12,7 @@ from ciliumctl.cli.output import OutputFormat, console, emit
 
 if TYPE_CHECKING:
     from ciliumctl.validators.findings import Finding, Report
+    from ciliumctl.validators.labels import LabelsResult
 
 app = typer.Typer(
     name="validate",
@@ -123,3 +124,106 @@ def _subject(finding: Finding) -> str:
     if finding.path:
         parts.append(format_path(finding.path))
     return (" ".join(parts) + ": ") if parts else ""
+
+
+@app.command("labels")
+def labels(
+    patterns: Annotated[
+        list[str] | None,
+        typer.Argument(help="Label patterns, e.g. 'k8s:app' '!controller-uid'."),
+    ] = None,
+    labels_value: Annotated[
+        str | None,
+        typer.Option("--labels", help="Space-separated patterns, as in cilium-config 'labels'."),
+    ] = None,
+    from_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--from-cluster",
+            help="Count the identities of today's pods (patterns from --labels or cilium-config).",
+        ),
+    ] = False,
+    output: OutputOption = OutputFormat.TEXT,
+    warnings_as_errors: WarningsOption = False,
+) -> None:
+    """Validate identity-relevant label patterns.
+
+    Parses the patterns as the Cilium agent does (defaults, '!' exclusions, source
+    prefixes, regexes anchored at the start of the key). With --from-cluster it computes
+    the security identities today's pods get with these patterns and with the defaults,
+    shows which label keys multiply identities, and warns near the 65,535 limit.
+    """
+    from ciliumctl.errors import UsageError
+    from ciliumctl.validators import labels as label_validator
+
+    if patterns and labels_value is not None:
+        raise UsageError("pass patterns as arguments or with --labels, not both")
+    given = " ".join(patterns) if patterns else labels_value
+    if from_cluster:
+        result = label_validator.analyse_cluster(SETTINGS.client(), SETTINGS.namespace, given)
+    elif given is not None:
+        result = label_validator.validate_patterns(label_validator.split_config(given))
+    else:
+        raise UsageError(
+            "no label patterns to validate",
+            "pass patterns, --labels '<patterns>', or --from-cluster",
+        )
+    if output is not OutputFormat.TEXT:
+        emit(result.to_dict(), output)
+    else:
+        _print_labels(result)
+    if result.failed(warnings_as_errors):
+        raise typer.Exit(1)
+
+
+def _print_labels(result: LabelsResult) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ciliumctl.validators.findings import Severity, format_path
+    from ciliumctl.validators.labels import IDENTITY_LIMIT
+
+    out = console()
+    out.print(f"Label patterns from {escape(result.source)}:")
+    table = Table(box=None, pad_edge=False)
+    for column in ("PATTERN", "TYPE", "ORIGIN"):
+        table.add_column(column)
+    for pattern in result.filter.patterns:
+        table.add_row(
+            escape(pattern.text), "exclude" if pattern.exclude else "include", pattern.origin
+        )
+    out.print(table)
+    if result.filter.allow_list:
+        out.print("Allow-list mode: only labels matching an inclusive pattern count.")
+    for count, title in ((result.configured, "configured"), (result.defaults, "defaults")):
+        if count is None:
+            continue
+        out.print(
+            f"Identities with the {title} patterns: [bold]{count.identities}[/] for "
+            f"{count.pods} pods ({count.identities / IDENTITY_LIMIT:.2%} of {IDENTITY_LIMIT})"
+        )
+    if result.configured is not None and result.configured.impacts:
+        table = Table(title="Label keys that multiply identities", box=None, pad_edge=False)
+        for column in ("KEY", "EXTRA IDENTITIES", "VALUES", "PODS", "KIND", "EXCLUDE WITH"):
+            table.add_column(column)
+        for impact in result.configured.impacts[:20]:
+            data = impact.to_dict()
+            table.add_row(
+                escape(impact.key),
+                str(impact.identities_saved),
+                str(impact.distinct_values),
+                str(impact.pods),
+                impact.kind,
+                escape(str(data["suggestedPattern"])),
+            )
+        out.print(table)
+    colours = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.NOTE: "cyan"}
+    for finding in result.findings:
+        where = f"{format_path(finding.path)}: " if finding.path else ""
+        colour = colours[finding.severity]
+        out.print(
+            f"[bold {colour}]{finding.severity.value}[/]: {escape(where + finding.message)}"
+            f" [dim]\\[{finding.rule}][/]"
+        )
+        if finding.severity is not Severity.NOTE:
+            out.print(f"    [green]fix:[/] {escape(finding.fix)}")
