@@ -22,12 +22,29 @@ cilium version
 step "cilium dev-cluster status"
 cilium dev-cluster status
 
+step "cilium install --wait (Helm, the bundled chart, values detected for the dev cluster)"
+if cilium version -o json | grep -q '"installed": true'; then
+    echo "Cilium is already installed on this dev cluster; keeping it."
+else
+    cilium install --wait
+fi
+
+step "cilium status --wait"
+cilium status --wait
+
+step "cilium config view"
+cilium config view | head -20
+echo "..."
+
 cat <<'NEXT'
 
 Next commands to try:
   eval "$(.venv/bin/cilium dev-cluster env)"     # kubectl, helm and KUBECONFIG for this shell
   kubectl get pods -A
   .venv/bin/cilium version -o json
+  .venv/bin/cilium upgrade --dry-run --set debug.enabled=true   # per-object diff, no change
+  .venv/bin/cilium hubble enable --ui
+  .venv/bin/cilium status -o json
   .venv/bin/cilium dev-cluster status -o json
   .venv/bin/cilium dev-cluster down              # stop it and remove its state
 NEXT
