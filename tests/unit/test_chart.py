@@ -14,6 +14,7 @@ defaults), so a wrong golden update still fails loudly.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -604,3 +605,84 @@ def test_preflight_renders_only_preflight_objects(helm: str, tmp_path: Path) -> 
     # The preflight pull of an older target version uses that version's tag.
     objs = render(helm, {"preflight": {"enabled": True}, "ciliumVersion": "1.17.11"}, tmp_path)
     assert _images(objs) == {"quay.io/cilium/cilium:v1.17.11"}
+
+
+# ---------------------------------------------------------------------------------------
+# values.schema.json and the unmodelled-key list
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"notAKey": 1}, "additional properties 'notAKey' not allowed"),
+        ({"hubble": {"relay": {"enabeld": True}}}, "additional properties 'enabeld' not allowed"),
+        ({"cluster": {"id": "seven"}}, "/cluster/id"),
+        ({"cluster": {"id": 300}}, "/cluster/id"),
+        ({"debug": {"enabled": "yes"}}, "/debug/enabled"),
+        ({"image": {"repository": ["a"]}}, "/image/repository"),
+        ({"ciliumVersion": "1.19.0"}, "/ciliumVersion"),
+        ({"ipam": {"mode": "bogus"}}, "/ipam/mode"),
+        ({"hubble": {"metrics": {"enabled": "dns"}}}, "/hubble/metrics/enabled"),
+    ],
+)
+def test_schema_rejects_unknown_keys_and_wrong_types(
+    helm: str, tmp_path: Path, values: Obj, message: str
+) -> None:
+    with pytest.raises(RenderError, match="schema") as err:
+        render(helm, values, tmp_path)
+    assert message in str(err.value)
+
+
+def _unmodelled() -> list[str]:
+    lines = (CHART / "unmodelled-keys.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _flatten(values: Obj, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else key
+        out.add(path)
+        if isinstance(value, dict):
+            out |= _flatten(value, path)
+    return out
+
+
+def test_unmodelled_keys_are_disjoint_from_the_values() -> None:
+    keys = _unmodelled()
+    assert len(keys) == len(set(keys)) > 100
+    modelled = _flatten(yaml.safe_load((CHART / "values.yaml").read_text()))
+    assert not set(keys) & modelled
+    # A listed key's parent is either the top level or a key this chart models.
+    for key in keys:
+        parent = key.rpartition(".")[0]
+        assert not parent or parent in modelled, key
+
+
+def test_schema_accepts_upstream_keys_it_ignores(helm: str, tmp_path: Path) -> None:
+    """The cilium CLI warns about these and passes them on; helm must not reject them."""
+    values: Obj = {}
+    for key in _unmodelled():
+        node = values
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = None
+    objs = render(helm, values, tmp_path)
+    assert find(objs, "DaemonSet", "cilium")
+
+
+def test_schema_declares_every_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(values: Obj, node: Obj, prefix: str) -> None:
+        for key, value in values.items():
+            path = f"{prefix}.{key}" if prefix else key
+            props = node.get("properties")
+            if props is None:  # a free-form map (annotations, affinity, ...)
+                continue
+            assert key in props, f"{path} missing from values.schema.json"
+            if isinstance(value, dict) and value:
+                walk(value, props[key], path)
+
+    walk(yaml.safe_load((CHART / "values.yaml").read_text()), schema, "")
