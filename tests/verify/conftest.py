@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -101,3 +105,128 @@ def creds_for(tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client(registry: Registry) -> oci.RegistryClient:
     return oci.RegistryClient(insecure=True)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """cosign key pairs (password ``COSIGN_PASSWORD``): ECDSA P-256, Ed25519 and RSA."""
+
+    directory: Path
+
+    def private(self, name: str) -> Path:
+        return self.directory / f"{name}.key"
+
+    def public(self, name: str) -> Path:
+        return self.directory / f"{name}.pub"
+
+
+COSIGN_PASSWORD = "test-key-password"
+
+
+def cosign_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSIGN_")}
+    env.update(COSIGN_PASSWORD=COSIGN_PASSWORD, COSIGN_YES="true", TUF_ROOT="/nonexistent")
+    return env
+
+
+def run_cosign(cosign: Path, *args: str, cwd: Path | None = None) -> None:
+    proc = subprocess.run(
+        [str(cosign), *args],
+        capture_output=True,
+        text=True,
+        env=cosign_env(),
+        cwd=cwd,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"cosign {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def keys(cosign_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """Key pairs made by cosign: generate-key-pair (ECDSA) and import-key-pair (Ed25519,
+    RSA, and a second ECDSA key that signs nothing it should)."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    directory = tmp_path_factory.mktemp("keys")
+    run_cosign(cosign_binary, "generate-key-pair", "--output-key-prefix", "ecdsa", cwd=directory)
+    generated = {
+        "ed25519": ed25519.Ed25519PrivateKey.generate(),
+        "rsa": rsa.generate_private_key(65537, 2048),
+        "other": ec.generate_private_key(ec.SECP256R1()),
+    }
+    for name, key in generated.items():
+        pem = directory / f"{name}.pem"
+        pem.write_bytes(
+            key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+        )
+        run_cosign(
+            cosign_binary,
+            "import-key-pair",
+            "--key",
+            str(pem),
+            "--output-key-prefix",
+            name,
+            cwd=directory,
+        )
+    return Keys(directory)
+
+
+@pytest.fixture(scope="session")
+def sign(cosign_binary: Path, keys: Keys):  # type: ignore[no-untyped-def]
+    """Sign ``host/repo@digest`` with cosign and a key (no transparency log: offline)."""
+
+    def do(image: str, key: str = "ecdsa", *, bundle: bool = False) -> None:
+        args = [
+            "sign",
+            "--key",
+            str(keys.private(key)),
+            "--tlog-upload=false",
+            "--allow-http-registry",
+            image,
+        ]
+        if bundle:
+            args.insert(1, "--new-bundle-format")
+        run_cosign(cosign_binary, *args)
+
+    return do
+
+
+@pytest.fixture(scope="session")
+def attest(cosign_binary: Path, keys: Keys):  # type: ignore[no-untyped-def]
+    """Attest a predicate file to ``host/repo@digest`` with cosign."""
+
+    def do(
+        image: str, predicate: Path, kind: str, key: str = "ecdsa", *, bundle: bool = False
+    ) -> None:
+        args = [
+            "attest",
+            "--key",
+            str(keys.private(key)),
+            "--tlog-upload=false",
+            "--allow-http-registry",
+            "--type",
+            kind,
+            "--predicate",
+            str(predicate),
+            image,
+        ]
+        if bundle:
+            args.insert(1, "--new-bundle-format")
+        run_cosign(cosign_binary, *args)
+
+    return do
+
+
+def cilium(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the `cilium` command as a user does."""
+    full = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    full.update({"NO_COLOR": "1", "COLUMNS": "250"})
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "ciliumctl", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=120,
+    )
