@@ -13,6 +13,7 @@ from ciliumctl.cli.output import OutputFormat, console, emit
 if TYPE_CHECKING:
     from ciliumctl.validators.findings import Finding, Report
     from ciliumctl.validators.labels import LabelsResult
+    from ciliumctl.validators.system import SystemReport
 
 app = typer.Typer(
     name="validate",
@@ -227,3 +228,55 @@ def _print_labels(result: LabelsResult) -> None:
         )
         if finding.severity is not Severity.NOTE:
             out.print(f"    [green]fix:[/] {escape(finding.fix)}")
+
+
+@app.command("system")
+def system(
+    native: Annotated[
+        bool,
+        typer.Option(
+            "--native", help="The agent runs natively (not in its image): clang/LLVM required."
+        ),
+    ] = False,
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Check this machine against Cilium's system requirements.
+
+    Architecture, kernel version and configuration, the BPF filesystem, eBPF program and
+    map types (really loaded into this kernel), clang/LLVM and the local ports Cilium
+    needs. Exit code 1 when any check FAILs.
+    """
+    from ciliumctl.validators.system import run_checks
+
+    report = run_checks(native=native)
+    if output is not OutputFormat.TEXT:
+        emit(report.to_dict(), output)
+    else:
+        _print_system(report)
+    if report.failed():
+        raise typer.Exit(1)
+
+
+def _print_system(report: SystemReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ciliumctl.validators.system import Status
+
+    colours = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
+    table = Table(box=None, pad_edge=False)
+    for column in ("GROUP", "CHECK", "STATUS", "DETAIL", "IMPACT"):
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        impact = check.impact + (f" (fix: {check.fix})" if check.fix else "")
+        table.add_row(
+            escape(check.group),
+            escape(check.name),
+            f"[bold {colours[check.status]}]{check.status.value}[/]",
+            escape(check.detail),
+            escape(impact),
+        )
+    out = console()
+    out.print(table)
+    counts = ", ".join(f"{report.count(s)} {s.value}" for s in Status)
+    out.print(f"[bold]{counts}[/]")
