@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ciliumctl.cli import config, devcluster, hubble, install, status, validate, version
+from ciliumctl.cli import config, devcluster, hubble, install, preflight, status, validate, version
 from ciliumctl.cli import verify as verify_cli
 from ciliumctl.cli.context import SETTINGS
 
@@ -62,6 +62,7 @@ app.add_typer(devcluster.app, name="dev-cluster")
 app.add_typer(verify_cli.app, name="verify")
 app.add_typer(verify_cli.sbom_app, name="sbom")
 app.add_typer(validate.app, name="validate")
+app.add_typer(preflight.app, name="preflight")
 
 
 def main(argv: list[str] | None = None) -> None:
