@@ -298,6 +298,16 @@ _RULES: dict[tuple[str, str], Callable[[Obj], Result]] = {
 }
 
 
+#: Kinds whose controllers always report status.observedGeneration: until they do, the
+#: status (all zeros right after creation) describes nothing and must not read as Current.
+_OBSERVED_KINDS = {
+    ("apps", "Deployment"),
+    ("apps", "DaemonSet"),
+    ("apps", "StatefulSet"),
+    ("apps", "ReplicaSet"),
+}
+
+
 def compute(obj: Obj | None, *, now: datetime | None = None) -> Result:
     """Return the kstatus status of ``obj``; ``None`` (an object that is gone) is NotFound."""
     if obj is None:
@@ -308,6 +318,8 @@ def compute(obj: Obj | None, *, now: datetime | None = None) -> Result:
     api_version = str(obj.get("apiVersion", ""))
     group = api_version.rpartition("/")[0]
     kind = str(obj.get("kind", ""))
+    if (group, kind) in _OBSERVED_KINDS and _get(obj, "status.observedGeneration") is None:
+        return Result(Status.IN_PROGRESS, f"{kind} not yet observed by its controller")
     if (group, kind) == ("", "Pod"):
         return _pod(obj, now or datetime.now(UTC))
     rule = _RULES.get((group, kind), _ready_condition)

@@ -152,7 +152,11 @@ def _ds(**status: Any) -> dict[str, Any]:
     ("ds", "expected", "fragment"),
     [
         (_ds(), Status.CURRENT, "Replicas: 3"),
-        (obj("apps/v1", "DaemonSet"), Status.IN_PROGRESS, "Missing"),
+        (
+            obj("apps/v1", "DaemonSet", status={"observedGeneration": 1}),
+            Status.IN_PROGRESS,
+            "Missing",
+        ),
         (_ds(currentNumberScheduled=2), Status.IN_PROGRESS, "Current: 2/3"),
         (_ds(updatedNumberScheduled=1), Status.IN_PROGRESS, "Updated: 1/3"),
         (_ds(numberAvailable=0), Status.IN_PROGRESS, "Available: 0/3"),
@@ -349,3 +353,17 @@ def test_namespace_active_and_terminating() -> None:
 def test_result_ready_property() -> None:
     assert compute(_ds()).ready
     assert not compute(None).ready
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "DaemonSet", "StatefulSet", "ReplicaSet"])
+def test_unobserved_workload_is_in_progress(kind: str) -> None:
+    # Right after creation the API server returns zeroed status without observedGeneration;
+    # kstatus' count rules alone would call a DaemonSet with desired 0 Current.
+    fresh = obj(
+        "apps/v1",
+        kind,
+        status={"desiredNumberScheduled": 0, "numberReady": 0, "currentNumberScheduled": 0},
+    )
+    result = compute(fresh)
+    assert result.status is Status.IN_PROGRESS
+    assert "not yet observed" in result.message
