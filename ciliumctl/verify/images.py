@@ -154,6 +154,8 @@ def chart_images(
                 False,
                 None,
             )
+            if component.startswith("operator-"):
+                repo = f"{repo}-generic"
         if registry:
             repo = replace_registry(repo, registry)
         image = f"{repo}:{tag}" + (f"@{digest}" if use_digest and digest else "")
