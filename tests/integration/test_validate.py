@@ -79,6 +79,19 @@ def cnp(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
 WEB = {"matchLabels": {"app": "web"}}
 
 
+def test_validate_cnp_from_cluster_without_crds_is_a_note(
+    client: Client, dev_cluster: DevCluster
+) -> None:
+    if client.get_or_none(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "ciliumnetworkpolicies.cilium.io"
+    ):
+        pytest.skip("the CRDs are installed in this session's cluster")
+    result = cilium(dev_cluster, "validate", "cnp", "--from-cluster", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    rules = {f["rule"] for f in json.loads(result.stdout)["findings"]}
+    assert rules == {"crd-missing"}
+
+
 def test_validate_cnp_from_cluster(
     client: Client, namespace: str, dev_cluster: DevCluster, policy_crds: None
 ) -> None:
@@ -143,19 +156,6 @@ def test_validate_cnp_from_cluster(
         for obj in (good, init, http_udp):
             client.delete("cilium.io/v2", CNP, obj["metadata"]["name"], namespace)
         client.delete("cilium.io/v2", CCNP, ccnp["metadata"]["name"])
-
-
-def test_validate_cnp_from_cluster_without_crds_is_a_note(
-    client: Client, dev_cluster: DevCluster
-) -> None:
-    if client.get_or_none(
-        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "ciliumnetworkpolicies.cilium.io"
-    ):
-        pytest.skip("the CRDs are installed in this session's cluster")
-    result = cilium(dev_cluster, "validate", "cnp", "--from-cluster", "-o", "json")
-    assert result.returncode == 0, result.stderr
-    rules = {f["rule"] for f in json.loads(result.stdout)["findings"]}
-    assert rules == {"crd-missing"}
 
 
 def test_validate_labels_from_cluster(
