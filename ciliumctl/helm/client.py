@@ -123,7 +123,7 @@ class Helm:
             )
         )
 
-    def template(
+    def template_text(
         self,
         release: str,
         namespace: str,
@@ -134,15 +134,13 @@ class Helm:
         is_upgrade: bool = False,
         kube_version: str | None = None,
         api_versions: list[str] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Render the chart as ``helm template`` does; returns the objects.
+    ) -> str:
+        """``helm template`` output as text.
 
         ``kube_version``/``api_versions`` describe the target cluster (helm template
         otherwise assumes an old default Kubernetes version).
         """
         import json
-
-        import yaml
 
         command: list[Any] = [
             "template",
@@ -161,7 +159,34 @@ class Helm:
         for api in api_versions or []:
             command += ["--api-versions", api]
         out = self._run(self._command.run(command, json.dumps(values).encode()), "helm template")
-        return [d for d in yaml.safe_load_all(out) if isinstance(d, dict)]
+        return str(out.decode())
+
+    def template(
+        self,
+        release: str,
+        namespace: str,
+        chart: Path,
+        values: dict[str, Any],
+        *,
+        include_crds: bool = False,
+        is_upgrade: bool = False,
+        kube_version: str | None = None,
+        api_versions: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Render the chart as ``helm template`` does; returns the objects."""
+        from ciliumctl import yamlio
+
+        text = self.template_text(
+            release,
+            namespace,
+            chart,
+            values,
+            include_crds=include_crds,
+            is_upgrade=is_upgrade,
+            kube_version=kube_version,
+            api_versions=api_versions,
+        )
+        return [d for d in yamlio.load_all(text) if isinstance(d, dict)]
 
     # ------------------------------------------------------------------ writes
     def install_or_upgrade(

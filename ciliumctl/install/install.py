@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
+from ciliumctl import yamlio
 from ciliumctl.errors import CiliumctlError, UsageError
 from ciliumctl.helm.values import diff_from_defaults, merge
 from ciliumctl.install import releases
@@ -59,6 +58,19 @@ class HelmLike(Protocol):
     ) -> dict[str, Any]: ...
 
     def history(self, release: str, namespace: str) -> list[dict[str, Any]]: ...
+
+    def template_text(
+        self,
+        release: str,
+        namespace: str,
+        chart: Path,
+        values: dict[str, Any],
+        *,
+        include_crds: bool = False,
+        is_upgrade: bool = False,
+        kube_version: str | None = None,
+        api_versions: list[str] | None = None,
+    ) -> str: ...
 
     def template(
         self,
@@ -130,7 +142,7 @@ class Outcome:
 # ---------------------------------------------------------------------------- chart data
 def chart_defaults(chart: Path) -> dict[str, Any]:
     """The chart's values.yaml."""
-    data: dict[str, Any] = yaml.safe_load((chart / "values.yaml").read_text()) or {}
+    data: dict[str, Any] = yamlio.load((chart / "values.yaml").read_text()) or {}
     return data
 
 
@@ -194,11 +206,6 @@ def kube_version_of(client: Any) -> str | None:
         return str(client.server_version().get("gitVersion") or "") or None
     except CiliumctlError:
         return None
-
-
-def to_yaml(objects: list[dict[str, Any]]) -> str:
-    """Multi-document YAML, as `helm template` prints it."""
-    return yaml.safe_dump_all(objects, sort_keys=False)
 
 
 # ---------------------------------------------------------------------------- install
@@ -277,9 +284,16 @@ def install(
             notes=detection.notes,
         )
     if dry_run:
-        rendered = render(helm, target, values, kube_version=kube_version_of(client))
+        manifests = helm.template_text(
+            target.release,
+            target.namespace,
+            target.chart,
+            values,
+            include_crds=True,
+            kube_version=kube_version_of(client),
+        )
         return Outcome(
-            "dry-run", norm, manifests=to_yaml(rendered), findings=findings, notes=detection.notes
+            "dry-run", norm, manifests=manifests, findings=findings, notes=detection.notes
         )
     progress(
         f"installing Cilium {norm} ({detection.flavor} cluster, "
@@ -402,7 +416,7 @@ def apply_crds(client: Any, chart: Path, *, dry_run: bool = False) -> list[str]:
     """Server-side apply the chart's CRDs (Helm never upgrades ``crds/``)."""
     applied = []
     for path in sorted((chart / "crds").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in yamlio.load_all(path.read_text()):
             if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
                 client.apply(doc, force=True, dry_run=dry_run)
                 applied.append(doc["metadata"]["name"])
@@ -418,8 +432,8 @@ def manifest_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
         ns = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
         return f"{obj.get('kind')} {ns}{meta.get('name')}"
 
-    before = {key(o): yaml.safe_dump(o, sort_keys=True) for o in old if isinstance(o, dict)}
-    after = {key(o): yaml.safe_dump(o, sort_keys=True) for o in new if isinstance(o, dict)}
+    before = {key(o): yamlio.dump(o, sort_keys=True) for o in old if isinstance(o, dict)}
+    after = {key(o): yamlio.dump(o, sort_keys=True) for o in new if isinstance(o, dict)}
     chunks = []
     for name in sorted(set(before) | set(after)):
         a, b = before.get(name, ""), after.get(name, "")
