@@ -541,6 +541,11 @@ def test_crds_are_structural_and_named_as_upstream(helm: str, tmp_path: Path) ->
         "ciliumcidrgroups": ("Cluster", ["v2", "v2alpha1"], ["ccg"]),
         "ciliumlocalredirectpolicies": ("Namespaced", ["v2"], ["clrp"]),
         "ciliumegressgatewaypolicies": ("Cluster", ["v2"], ["cegp"]),
+        "ciliumenvoyconfigs": ("Namespaced", ["v2"], ["cec"]),
+        "ciliumclusterwideenvoyconfigs": ("Cluster", ["v2"], ["ccec"]),
+        "ciliumendpointslices": ("Cluster", ["v2alpha1"], ["ces"]),
+        "ciliuml2announcementpolicies": ("Cluster", ["v2alpha1"], ["l2announcement"]),
+        "ciliumpodippools": ("Cluster", ["v2alpha1"], ["cpip"]),
     }
     for plural, (scope, versions, short) in expected.items():
         crd = crds[f"{plural}.cilium.io"]
@@ -548,7 +553,7 @@ def test_crds_are_structural_and_named_as_upstream(helm: str, tmp_path: Path) ->
         assert spec["group"] == "cilium.io" and spec["scope"] == scope, plural
         assert [v["name"] for v in spec["versions"]] == versions, plural
         assert spec["names"].get("shortNames") == short, plural
-        assert [v["name"] for v in spec["versions"] if v["storage"]] == ["v2"], plural
+        assert [v["name"] for v in spec["versions"] if v["storage"]] == versions[:1], plural
         for v in spec["versions"]:
             assert v["served"] is True
             _assert_structural(v["schema"]["openAPIV3Schema"], f"{plural}/{v['name']}")

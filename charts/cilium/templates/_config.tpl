@@ -190,6 +190,7 @@ includes this template's checksum, so keep every input of cilium-config in here.
 
 {{- /* Policy and proxies */ -}}
 {{- $_ := set $d "enable-l7-proxy" (toString $v.l7Proxy) -}}
+{{- $_ := set $d "enable-l2-neigh-discovery" "true" -}}
 {{- $_ := set $d "external-envoy-proxy" "false" -}}
 {{- $_ := set $d "enable-k8s-networkpolicy" "true" -}}
 {{- $_ := set $d "enable-non-default-deny-policies" "true" -}}
