@@ -42,7 +42,7 @@ _BAD_ESCAPES = {
 def _re2() -> Any:
     """The google-re2 module, or None when it is not installed."""
     try:
-        import re2  # type: ignore[import-untyped]
+        import re2
     except ImportError:
         return None
     return re2

@@ -76,8 +76,9 @@ def _open_maps(defaults: dict[str, Any], prefix: str = "") -> set[str]:
     return out
 
 
-def _known_prefix(path: str, flat_defaults: dict[str, Any], known: set[str],
-                  open_maps: set[str]) -> bool:
+def _known_prefix(
+    path: str, flat_defaults: dict[str, Any], known: set[str], open_maps: set[str]
+) -> bool:
     """True when ``path`` is a chart key, lies under a free-form map, or under a key whose
     default is null (upstream's way to say "a map you may fill")."""
     if path in known:
