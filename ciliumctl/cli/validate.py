@@ -280,3 +280,80 @@ def _print_system(report: SystemReport) -> None:
     out.print(table)
     counts = ", ".join(f"{report.count(s)} {s.value}" for s in Status)
     out.print(f"[bold]{counts}[/]")
+
+
+@app.command("values")
+def values(
+    values_files: Annotated[
+        list[str] | None,
+        typer.Option("-f", "--values", help="Helm values file (YAML); repeatable."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Set Helm values (key=value[,key=value]); repeatable."),
+    ] = None,
+    set_string: Annotated[
+        list[str] | None, typer.Option("--set-string", help="Set Helm STRING values; repeatable.")
+    ] = None,
+    to_version: Annotated[
+        str | None,
+        typer.Option(
+            "--to-version", help="Cilium version the values are for (default: the chart's)."
+        ),
+    ] = None,
+    from_version: Annotated[
+        str | None,
+        typer.Option(
+            "--from-version", help="Cilium version upgraded from (reports changed defaults)."
+        ),
+    ] = None,
+    output: OutputOption = OutputFormat.TEXT,
+    warnings_as_errors: WarningsOption = False,
+) -> None:
+    """Validate Helm values for a Cilium version.
+
+    Unknown keys (with the closest valid key), keys removed in the target version (with the
+    replacement), deprecated keys, upstream keys this chart ignores, and defaults that
+    change for this configuration when upgrading from --from-version. Exit code 1 on errors.
+    """
+    from ciliumctl.cli import common
+    from ciliumctl.helm.values import merge
+    from ciliumctl.install import releases
+    from ciliumctl.install.install import chart_defaults, unmodelled_keys
+    from ciliumctl.validators.values import check_values
+
+    user = common.user_values(values_files, set_, set_string, None)
+    target = releases.check_supported(to_version or releases.default_version())
+    source = releases.check_supported(from_version) if from_version else None
+    chart = common.target(None).chart
+    defaults = chart_defaults(chart)
+    findings = check_values(
+        user,
+        defaults,
+        target_version=target,
+        from_version=source,
+        unmodelled=unmodelled_keys(chart),
+        effective=merge(defaults, user),
+    )
+    if output is not OutputFormat.TEXT:
+        emit(
+            {
+                "targetVersion": target,
+                "fromVersion": source,
+                "findings": [f.as_dict() for f in findings],
+            },
+            output,
+        )
+    elif not findings:
+        console().print(f"[green]✓[/] values are valid for Cilium {target}")
+    else:
+        for finding in findings:
+            colour = {"error": "red", "warning": "yellow"}.get(finding.severity, "cyan")
+            fix = f"\n    fix: {finding.fix}" if finding.fix else ""
+            console().print(
+                f"[{colour}]{finding.severity}[/] {finding.key}: {finding.message}{fix}",
+                highlight=False,
+            )
+    bad = {"error", "warning"} if warnings_as_errors else {"error"}
+    if any(f.severity in bad for f in findings):
+        raise typer.Exit(1)

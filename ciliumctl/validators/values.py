@@ -114,12 +114,14 @@ def check_values(
     target = _minor(target_version)
     start = _minor(from_version) if from_version else (target[0], target[1] - 1)
     removed: dict[str, dict[str, Any]] = {}
+    minor_of: dict[str, str] = {}
     deprecated: dict[str, dict[str, Any]] = {}
     changed: list[dict[str, Any]] = []
     for minor in rule_minors():
         if start < _minor(minor) <= target:
             rules = _rules(minor)
             removed.update({r["key"]: r for r in rules.get("removed", [])})
+            minor_of.update({r["key"]: minor for r in rules.get("removed", [])})
             deprecated.update({r["key"]: r for r in rules.get("deprecated", [])})
             if _minor(minor) == target and from_version is not None:
                 # Changed defaults matter to an existing installation, not a new one.
@@ -137,7 +139,7 @@ def check_values(
                     ValueFinding(
                         "error",
                         hit,
-                        f"{hit} was removed in Cilium {target_version}: "
+                        f"{hit} was removed in Cilium {_minor_text(_minor(minor_of[hit]))}: "
                         f"{rule.get('note', '')}".strip(),
                         fix or "remove the key",
                     )
@@ -193,12 +195,16 @@ def check_values(
             ValueFinding(
                 "info",
                 key,
-                f"default of {key} changes from {rule['old']} to {rule['new']} in "
-                f"{target_version}: {rule.get('note', '')}".strip(),
-                f"set {key}={str(rule['old']).lower()} to keep the old behaviour",
+                f"default of {key} changes from {_yaml(rule['old'])} to {_yaml(rule['new'])} "
+                f"in {_minor_text(target)}: {rule.get('note', '')}".strip(),
+                f"set {key}={_yaml(rule['old'])} to keep the old behaviour",
             )
         )
     return findings
+
+
+def _minor_text(minor: tuple[int, int]) -> str:
+    return f"{minor[0]}.{minor[1]}"
 
 
 def _yaml(value: Any) -> str:
