@@ -225,21 +225,27 @@ def cluster_images(client: PodLister, namespace: str) -> list[ImageSpec]:
             match = re.search(r"@(sha256:[0-9a-f]{64})$", image_id)
             if match and "@" not in image:
                 image = f"{image}@{match.group(1)}"
-            if image in seen:
-                continue
-            try:
-                ref = oci.Reference.parse(image)
-            except BadReference:
-                seen[image] = ImageSpec(str(container.get("name")), image, None)
-                continue
-            gh = "cilium/cilium"
-            name = ref.repository.rsplit("/", 1)[-1]
-            if name.startswith("hubble-ui"):
-                gh = "cilium/hubble-ui"
-            elif name == "certgen":
-                gh = "cilium/certgen"
-            seen[image] = ImageSpec(str(container.get("name")), image, default_policy(ref, gh))
+            if image not in seen:
+                seen[image] = image_spec(image, str(container.get("name")))
     return list(seen.values())
+
+
+def image_spec(image: str, component: str = "") -> ImageSpec:
+    """An :class:`ImageSpec` for any image reference, with its default Cilium signer
+    (none for images outside Cilium's repositories). For ``install --verify-images``:
+    ``verify_images([image_spec(i) for i in rendered_images], Verifier(trust=...), client)``.
+    """
+    try:
+        ref = oci.Reference.parse(image)
+    except BadReference:
+        return ImageSpec(component or image, image, None)
+    name = ref.repository.rsplit("/", 1)[-1]
+    gh = "cilium/cilium"
+    if name.startswith("hubble-ui"):
+        gh = "cilium/hubble-ui"
+    elif name == "certgen":
+        gh = "cilium/certgen"
+    return ImageSpec(component or name, image, default_policy(ref, gh))
 
 
 def verify_images(

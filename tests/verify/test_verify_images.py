@@ -206,3 +206,15 @@ def test_verify_images_registry_down(keys: Keys, tmp_path: Path) -> None:
     assert data["failed"] == 6
     assert all("cannot reach registry" in r["reason"] for r in data["images"])
     assert "verified" not in (proc.stdout + proc.stderr).lower()
+
+
+def test_image_spec_defaults_per_repository() -> None:
+    from ciliumctl.verify.images import image_spec
+
+    agent = image_spec("quay.io/cilium/cilium:v1.18.5@sha256:" + "d" * 64)
+    assert agent.component == "cilium" and agent.policy is not None
+    assert agent.policy.github_workflow_ref == "refs/tags/v1.18.5"
+    ui = image_spec("quay.io/cilium/hubble-ui:v0.13.3")
+    assert ui.policy is not None and ui.policy.github_workflow_repository == "cilium/hubble-ui"
+    assert image_spec("docker.io/library/busybox:1.36").policy is None
+    assert image_spec("quay.io/cilium/cilium:latest").policy is None  # no release tag
