@@ -13,6 +13,7 @@ defaults), so a wrong golden update still fails loudly.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -691,3 +692,92 @@ def test_schema_declares_every_value() -> None:
                 walk(value, props[key], path)
 
     walk(yaml.safe_load((CHART / "values.yaml").read_text()), schema, "")
+
+
+# ---------------------------------------------------------------------------------------
+# Hubble
+
+
+def _relay_config(objs: list[Obj]) -> Obj:
+    cfg: Obj = yaml.safe_load(find(objs, "ConfigMap", "hubble-relay-config")["data"]["config.yaml"])
+    return cfg
+
+
+def test_hubble_tls_certificates_share_one_ca(helm: str, tmp_path: Path) -> None:
+    x509 = pytest.importorskip("cryptography.x509")
+    objs = render(
+        helm, {**SCENARIOS["hubble-relay-ui-tls"], "cluster": {"name": "prod-eu"}}, tmp_path
+    )
+    ca_pem = base64.b64decode(find(objs, "Secret", "cilium-ca")["data"]["ca.crt"])
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    expected_cn = {
+        "hubble-server-certs": "*.prod-eu.hubble-grpc.cilium.io",
+        "hubble-relay-client-certs": "*.hubble-relay.cilium.io",
+        "hubble-relay-server-certs": "*.hubble-relay.cilium.io",
+        "hubble-ui-client-certs": "*.hubble-ui.cilium.io",
+        "hubble-metrics-server-certs": "*.prod-eu.hubble-metrics.cilium.io",
+    }
+    for name, cn in expected_cn.items():
+        secret = find(objs, "Secret", name)
+        assert secret["type"] == "kubernetes.io/tls"
+        assert base64.b64decode(secret["data"]["ca.crt"]) == ca_pem, name
+        cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+        assert cert.issuer == ca.subject, name
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert cn in names.get_values_for_type(x509.DNSName), name
+    # Relay trusts the agents' CA and serves TLS; the UI talks to it over TLS.
+    relay_cfg = _relay_config(objs)
+    assert relay_cfg["peer-service"] == "hubble-peer.kube-system.svc.cluster.local.:443"
+    assert relay_cfg["tls-relay-server-cert-file"] == "/var/lib/hubble-relay/tls/server.crt"
+    assert "disable-client-tls" not in relay_cfg
+    ui_spec = find(objs, "Deployment", "hubble-ui")["spec"]["template"]["spec"]
+    backend = env_of(container(ui_spec, "backend"))
+    assert backend["FLOWS_API_ADDR"] == "hubble-relay:443"
+    assert backend["TLS_TO_RELAY_ENABLED"] == "true"
+    assert find(objs, "Service", "hubble-relay")["spec"]["ports"][0]["port"] == 443
+    data = find(objs, "ConfigMap", "cilium-config")["data"]
+    assert data["hubble-metrics"] == "dns drop tcp flow"
+    assert data["hubble-metrics-server"] == ":9965"
+    assert data["hubble-metrics-server-enable-tls"] == "true"
+    assert data["hubble-export-file-path"] == "/var/run/cilium/hubble/events.log"
+    ds_spec = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
+    ports = {p["name"]: p["containerPort"] for p in container(ds_spec, "cilium-agent")["ports"]}
+    assert ports == {
+        "peer-service": 4244,
+        "prometheus": 9962,
+        "envoy-metrics": 9964,
+        "hubble-metrics": 9965,
+    }
+
+
+def test_hubble_off_and_plain_text(helm: str, tmp_path: Path) -> None:
+    objs = render(helm, {"hubble": {"enabled": False}}, tmp_path)
+    assert not [o for o in objs if o["kind"] == "Secret"]
+    assert not [o for o in objs if o["metadata"]["name"].startswith("hubble")]
+    assert find(objs, "ConfigMap", "cilium-config")["data"]["enable-hubble"] == "false"
+    objs = render(
+        helm, {"hubble": {"tls": {"enabled": False}, "relay": {"enabled": True}}}, tmp_path
+    )
+    assert not [o for o in objs if o["kind"] == "Secret"]
+    assert find(objs, "Service", "hubble-peer")["spec"]["ports"][0]["port"] == 80
+    assert find(objs, "ConfigMap", "cilium-config")["data"]["hubble-disable-tls"] == "true"
+    relay_cfg = _relay_config(objs)
+    assert relay_cfg["disable-client-tls"] is True and relay_cfg["disable-server-tls"] is True
+    # The UI needs relay.
+    with pytest.raises(RenderError, match=r"needs hubble\.relay\.enabled"):
+        render(helm, {"hubble": {"ui": {"enabled": True}}}, tmp_path)
+
+
+def test_apparmor_annotations_before_kubernetes_1_30(helm: str, tmp_path: Path) -> None:
+    text = render_text(helm, {}, tmp_path, "--kube-version", "1.29.0")
+    ds = find([d for d in yaml.safe_load_all(text) if d], "DaemonSet", "cilium")
+    template = ds["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["container.apparmor.security.beta.kubernetes.io/cilium-agent"] == (
+        "unconfined"
+    )
+    assert "appArmorProfile" not in template["spec"].get("securityContext", {})
+    ds = find(render(helm, {}, tmp_path), "DaemonSet", "cilium")
+    assert ds["spec"]["template"]["spec"]["securityContext"]["appArmorProfile"] == {
+        "type": "Unconfined"
+    }
