@@ -1,0 +1,1 @@
+"""The pre-flight check the upgrade guide asks for before an upgrade."""
