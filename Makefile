@@ -56,6 +56,8 @@ demo: venv binaries
 bench: venv binaries
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/devcluster_up.py
+	$(BIN)/python bench/install.py
+	$(BIN)/python bench/verify.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

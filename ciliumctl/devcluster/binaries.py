@@ -45,6 +45,14 @@ class Recipe:
     version_args: tuple[str, ...] = ("--version",)
     ldflags: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def build_id(self) -> str:
+        """The version plus a fingerprint of the build flags: a change to either rebuilds."""
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(self.ldflags).encode()).hexdigest()[:12]
+        return f"{self.version}+{digest}"
+
 
 def _kube_ldflags(version: str) -> tuple[str, ...]:
     major, minor = version.lstrip("v").split(".")[:2]
@@ -105,7 +113,13 @@ RECIPES: dict[str, Recipe] = {
         packages={"helm": "helm.sh/helm/v3/cmd/helm"},
         accept=r"v3\.(1[89]|[2-9]\d)\.\d+",
         version_args=("version", "--short"),
-        ldflags=(f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",),
+        # helm template assumes this Kubernetes version when it is not told one; the default
+        # (1.20) is older than charts' kubeVersion constraints allow.
+        ldflags=(
+            f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+            "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1",
+            f"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={KUBERNETES_VERSION.split('.')[1]}",
+        ),
     ),
     # Image signatures and attestations (`cilium verify`, `cilium sbom`): the tests sign and
     # attest with the real cosign and push to a real OCI registry on 127.0.0.1.
@@ -183,7 +197,7 @@ def find(name: str) -> Path | None:
             return cand
     cached = bin_dir() / name
     cached_ok = cached.is_file() and os.access(cached, os.X_OK)
-    if cached_ok and _read_manifest().get(name) == recipe.version:
+    if cached_ok and _read_manifest().get(name) == recipe.build_id:
         return cached
     return None
 
@@ -275,7 +289,7 @@ def build(recipe_name: str, progress: Callable[[str], None] = lambda _: None) ->
     with _build_lock():
         manifest = _read_manifest()
         targets = [bin_dir() / b for b in recipe.packages]
-        if all(t.is_file() and manifest.get(t.name) == recipe.version for t in targets):
+        if all(t.is_file() and manifest.get(t.name) == recipe.build_id for t in targets):
             return targets
         work = cache_dir() / "build" / f"{recipe.name}-{recipe.version}"
         work.mkdir(parents=True, exist_ok=True)
@@ -318,7 +332,7 @@ def build(recipe_name: str, progress: Callable[[str], None] = lambda _: None) ->
             _run_go([*args, *recipe.packages.values()], work, count)
             for binary in recipe.packages:
                 os.replace(Path(tmp) / binary, bin_dir() / binary)
-                manifest[binary] = recipe.version
+                manifest[binary] = recipe.build_id
         _manifest_path().write_text(json.dumps(manifest, indent=2, sort_keys=True))
         return targets
 

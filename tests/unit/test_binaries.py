@@ -108,12 +108,21 @@ def test_cache_needs_manifest_version(
     monkeypatch.setenv("PATH", "/nonexistent")
     exe = fake_binary(isolated_cache / "bin" / "kwok", "whatever")
     assert binaries.find("kwok") is None
-    (isolated_cache / "bin" / "versions.json").write_text(
-        json.dumps({"kwok": binaries.KWOK_VERSION})
-    )
+    build_id = binaries.RECIPES["kwok"].build_id
+    (isolated_cache / "bin" / "versions.json").write_text(json.dumps({"kwok": build_id}))
     assert binaries.find("kwok") == exe
-    (isolated_cache / "bin" / "versions.json").write_text(json.dumps({"kwok": "v0.0.1"}))
-    assert binaries.find("kwok") is None
+    # Another version, or the same version built with other flags, is rebuilt.
+    for stale in ("v0.0.1", binaries.KWOK_VERSION):
+        (isolated_cache / "bin" / "versions.json").write_text(json.dumps({"kwok": stale}))
+        assert binaries.find("kwok") is None
+
+
+def test_build_id_tracks_version_and_flags() -> None:
+    helm = binaries.RECIPES["helm"]
+    assert helm.build_id.startswith(binaries.HELM_VERSION + "+")
+    assert "k8sVersionMinor=34" in " ".join(helm.ldflags)
+    other = binaries.Recipe(**{**helm.__dict__, "ldflags": ()})
+    assert other.build_id != helm.build_id
 
 
 def test_missing_go_names_binary_and_both_fixes(monkeypatch: pytest.MonkeyPatch) -> None:
