@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ciliumctl.cli import common
+from ciliumctl.cli import common, nodeconfig
 from ciliumctl.cli.context import SETTINGS
 from ciliumctl.cli.output import OutputFormat, ProgressReporter, console, emit, err_console
 
@@ -15,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+app.add_typer(nodeconfig.app, name="node")
 
 RestartOpt = Annotated[
     bool,

@@ -1,0 +1,176 @@
+"""`cilium config node ...`: per-node agent configuration (CiliumNodeConfig objects)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ciliumctl.cli.context import SETTINGS
+from ciliumctl.cli.output import OutputFormat, console, emit, err_console
+
+app = typer.Typer(
+    help="Per-node agent configuration: CiliumNodeConfig objects, effective config, rollouts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+OutputOpt = Annotated[OutputFormat, typer.Option("-o", "--output", help="text, json or yaml")]
+SelectorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--selector",
+        "-l",
+        help="Node label selector: key=value[,key=value], also key!=v, 'key in (a,b)', key, !key.",
+    ),
+]
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        err_console().print(f"[yellow]warning:[/] {line}", highlight=False, markup=True)
+
+
+def _selector(text: str | None) -> dict[str, Any] | None:
+    from ciliumctl.nodeconfig.selectors import parse_selector
+
+    return parse_selector(text) if text is not None else None
+
+
+@app.command("set")
+def set_(
+    name: Annotated[str, typer.Argument(help="CiliumNodeConfig name.")],
+    options: Annotated[list[str], typer.Argument(help="KEY=VALUE... agent options to set.")],
+    selector: SelectorOpt = None,
+    all_nodes: Annotated[
+        bool, typer.Option("--all-nodes", help="Select every node (an empty selector).")
+    ] = False,
+) -> None:
+    """Create or update a CiliumNodeConfig (keys are merged into its defaults)."""
+    from ciliumctl.errors import UsageError
+    from ciliumctl.nodeconfig import crud
+    from ciliumctl.nodeconfig.selectors import format_selector
+
+    pairs: dict[str, str] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise UsageError(
+                f"invalid option {option!r}", "use KEY=VALUE, e.g. enable-ipv4-big-tcp=true"
+            )
+        pairs[key] = value
+    result = crud.set_config(
+        SETTINGS.client(),
+        SETTINGS.namespace,
+        name,
+        pairs,
+        selector=_selector(selector),
+        all_nodes=all_nodes,
+    )
+    _warn(result.warnings)
+    verb = "created" if result.created else "updated"
+    console().print(
+        f"✓ CiliumNodeConfig {name} {verb}: selects {len(result.nodes)} node(s) "
+        f"({format_selector(result.selector)})",
+        markup=False,
+    )
+    for key, (old, new) in result.changes.items():
+        console().print(f"  {key}: {old if old is not None else '(unset)'} -> {new}", markup=False)
+    console().print(
+        "agents pick the change up when restarted: `cilium config node plan`, then "
+        "`cilium config node rollout`",
+        markup=False,
+    )
+
+
+@app.command("list")
+def list_(output: OutputOpt = OutputFormat.TEXT) -> None:
+    """List CiliumNodeConfigs with their selectors, keys and selected nodes."""
+    from ciliumctl.nodeconfig import crud
+
+    rows = crud.list_configs(SETTINGS.client(), SETTINGS.namespace)
+    if output is not OutputFormat.TEXT:
+        emit([r.as_dict() for r in rows], output)
+        return
+    if not rows:
+        console().print(f"no CiliumNodeConfig in {SETTINGS.namespace}", markup=False)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "SELECTOR", "NODES", "KEYS"):
+        table.add_column(column)
+    for row in rows:
+        keys = ", ".join(f"{k}={v}" for k, v in sorted(row.defaults.items())) or "(none)"
+        table.add_row(row.name, row.selector, str(len(row.nodes)), keys)
+    console().print(table)
+
+
+@app.command()
+def get(
+    name: Annotated[str, typer.Argument(help="CiliumNodeConfig name.")],
+    output: OutputOpt = OutputFormat.YAML,
+) -> None:
+    """Show one CiliumNodeConfig and the nodes it selects."""
+    from ciliumctl.nodeconfig import crud
+
+    obj, nodes = crud.get_config(SETTINGS.client(), SETTINGS.namespace, name)
+    meta = obj.get("metadata") or {}
+    data = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": obj.get("spec"),
+        "selectedNodes": nodes,
+    }
+    emit(data, OutputFormat.YAML if output is OutputFormat.TEXT else output)
+
+
+@app.command()
+def delete(name: Annotated[str, typer.Argument(help="CiliumNodeConfig name.")]) -> None:
+    """Delete a CiliumNodeConfig (the nodes it selected then need an agent restart)."""
+    from ciliumctl.nodeconfig import crud
+
+    nodes = crud.delete_config(SETTINGS.client(), SETTINGS.namespace, name)
+    console().print(
+        f"✓ deleted CiliumNodeConfig {name}; {len(nodes)} node(s) it selected need an agent "
+        "restart (`cilium config node rollout`)",
+        markup=False,
+    )
+
+
+@app.command()
+def effective(
+    node: Annotated[str, typer.Argument(help="Node name.")],
+    output: OutputOpt = OutputFormat.TEXT,
+    overrides_only: Annotated[
+        bool, typer.Option("--overrides-only", help="Only keys not set by cilium-config.")
+    ] = False,
+) -> None:
+    """The configuration NODE's agent runs with after its next restart, key by key."""
+    from ciliumctl.nodeconfig import plan
+
+    result, snap = plan.effective(SETTINGS.client(), SETTINGS.namespace, node)
+    _warn(snap.notes)
+    _warn(result.warnings)
+    if output is not OutputFormat.TEXT:
+        emit(result.as_dict(), output)
+        return
+    first = snap.settings.sources[0] if snap.settings.sources else None
+    base = str(first) if first else ""
+    rows = sorted(result.values.items())
+    if overrides_only:
+        rows = [(k, s) for k, s in rows if s.source not in (base, "build-config")]
+    width = max((len(k) for k, _ in rows), default=0)
+    vwidth = min(max((len(s.value) for _, s in rows), default=0), 60)
+    for key, setting in rows:
+        marker = "*" if setting.source not in (base, "build-config") else " "
+        console().print(
+            f"{marker} {key:<{width}}  {setting.value:<{vwidth}}  {setting.source}",
+            markup=False,
+        )
+    for item in result.ignored:
+        err_console().print(
+            f"ignored {item['key']}={item['value']} from {item['source']}: {item['reason']}",
+            markup=False,
+        )
