@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -40,6 +41,33 @@ ChartDirOpt = Annotated[
 WaitDurationOpt = Annotated[
     str,
     typer.Option("--wait-duration", help="Maximum time to wait for readiness (e.g. 5m0s, 90s)."),
+]
+
+VerifyImagesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verify-images",
+        help="Verify the cosign signatures of every image first; a failure "
+        "stops before anything is applied.",
+    ),
+]
+VerifyKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--verify-key",
+        help="With --verify-images: a cosign public key instead of keyless "
+        "(Sigstore) verification with Cilium's release identities.",
+    ),
+]
+TrustRootOpt = Annotated[
+    Path | None,
+    typer.Option("--trust-root", help="With --verify-images: a Sigstore trusted_root.json."),
+]
+VerifyInsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verify-insecure", help="With --verify-images: plain HTTP to localhost registries."
+    ),
 ]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
@@ -109,3 +137,26 @@ def show_findings(findings: list[ValueFinding]) -> None:
         err_console().print(
             f"[{colour}]{finding.severity}:[/] {finding.message}{fix}", highlight=False
         )
+
+
+def image_check(
+    enabled: bool, key: Path | None, trust_root: Path | None, insecure: bool
+) -> Callable[[list[str]], None] | None:
+    """The ``--verify-images`` hook for install/upgrade (None when not requested)."""
+    if not enabled:
+        if key or trust_root or insecure:
+            raise UsageError(
+                "--verify-key, --trust-root and --verify-insecure need --verify-images",
+                "add --verify-images",
+            )
+        return None
+    from ciliumctl.verify.images import make_verifier, require_verified
+    from ciliumctl.verify.oci import RegistryClient
+
+    verifier = make_verifier(key, None, trust_root, keyless_needs_policy=False)
+    client = RegistryClient(insecure=insecure)
+
+    def check(images: list[str]) -> None:
+        require_verified(images, verifier, client)
+
+    return check

@@ -54,6 +54,10 @@ def install(
     list_versions: Annotated[
         bool, typer.Option("--list-versions", help="List the Cilium versions this chart installs.")
     ] = False,
+    verify_images: common.VerifyImagesOpt = False,
+    verify_key: common.VerifyKeyOpt = None,
+    trust_root: common.TrustRootOpt = None,
+    verify_insecure: common.VerifyInsecureOpt = False,
 ) -> None:
     """Install Cilium in a Kubernetes cluster using Helm."""
     from ciliumctl.install import install as domain
@@ -65,6 +69,7 @@ def install(
             print(f"v{v}" + (" (default)" if v == default else ""))
         return
     seconds = common.parse_duration(wait_duration)
+    check = common.image_check(verify_images, verify_key, trust_root, verify_insecure)
     user = common.user_values(values, set_, set_string, set_file)
     target = common.target(chart_directory)
     if version is not None:
@@ -83,6 +88,7 @@ def install(
             wait=wait,
             wait_duration=seconds,
             progress=ProgressReporter(status),
+            image_check=check,
         )
     _show(outcome)
     if outcome.action == "unchanged":
@@ -149,6 +155,10 @@ def upgrade(
         bool, typer.Option("--rollback", help="Roll back to the previous Helm revision instead.")
     ] = False,
     chart_directory: common.ChartDirOpt = None,
+    verify_images: common.VerifyImagesOpt = False,
+    verify_key: common.VerifyKeyOpt = None,
+    trust_root: common.TrustRootOpt = None,
+    verify_insecure: common.VerifyInsecureOpt = False,
 ) -> None:
     """Upgrade Cilium in a Kubernetes cluster using Helm."""
     from ciliumctl.errors import UsageError
@@ -160,6 +170,7 @@ def upgrade(
             "--reset-values and --reuse-values exclude each other", "pass only one of them"
         )
     mode = "reset" if reset_values else "reuse" if reuse_values else "reset-then-reuse"
+    check = common.image_check(verify_images, verify_key, trust_root, verify_insecure)
     seconds = common.parse_duration(wait_duration)
     user = common.user_values(values, set_, set_string, set_file)
     target = common.target(chart_directory)
@@ -193,6 +204,7 @@ def upgrade(
             wait_duration=seconds,
             restart=restart,
             progress=ProgressReporter(status),
+            image_check=check,
         )
     _show(outcome)
     if outcome.action == "upgrade":

@@ -107,29 +107,9 @@ def _verifier(
     *,
     keyless_needs_policy: bool,
 ) -> Verifier:
-    from ciliumctl.verify.cosign import Verifier
-    from ciliumctl.verify.errors import UsageError
-    from ciliumctl.verify.signatures import load_public_key
-    from ciliumctl.verify.trust import load_trust_root
+    from ciliumctl.verify.images import make_verifier
 
-    if key is not None:
-        if policy is not None:
-            raise UsageError("--key and --certificate-* flags exclude each other")
-        try:
-            pem = key.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read --key {key}: {exc.strerror}") from None
-        trust = load_trust_root(trust_root) if trust_root else None
-        return Verifier(key=load_public_key(pem, str(key)), trust=trust)
-    if policy is not None:
-        policy.require_complete()
-    elif keyless_needs_policy:
-        raise UsageError(
-            "no identity to check the signature against",
-            "pass --certificate-identity and --certificate-oidc-issuer (Cilium release images "
-            "quay.io/cilium/*:vX.Y.Z have defaults), or --key",
-        )
-    return Verifier(trust=load_trust_root(trust_root), policy=policy)
+    return make_verifier(key, policy, trust_root, keyless_needs_policy=keyless_needs_policy)
 
 
 def _fail(message: str, hint: str | None = None) -> None:

@@ -23,6 +23,8 @@ from ciliumctl.install.detect import Detection, detect
 from ciliumctl.validators.values import ValueFinding, check_values
 
 Progress = Callable[[str], None]
+#: Receives the images a rendering deploys; raises to stop before anything is applied.
+ImageCheck = Callable[[list[str]], None]
 AGENT = ("apps/v1", "DaemonSet", "cilium")
 OPERATOR = ("apps/v1", "Deployment", "cilium-operator")
 DATAPATH_MODES: dict[str, dict[str, Any]] = {
@@ -200,6 +202,23 @@ def render(
     )
 
 
+def check_images(
+    client: Any,
+    helm: HelmLike,
+    target: Target,
+    values: dict[str, Any],
+    image_check: ImageCheck,
+    progress: Progress,
+) -> None:
+    """Render ``values`` and hand every deployed image to ``image_check`` (may raise)."""
+    from ciliumctl.verify.images import rendered_images
+
+    objects = render(helm, target, values, kube_version=kube_version_of(client))
+    images = rendered_images(objects)
+    progress(f"verifying the signatures of {len(images)} images")
+    image_check(images)
+
+
 def kube_version_of(client: Any) -> str | None:
     """The cluster's Kubernetes version (for rendering as the cluster would)."""
     try:
@@ -245,8 +264,13 @@ def install(
     wait: bool = False,
     wait_duration: float = 300.0,
     progress: Progress = lambda _: None,
+    image_check: ImageCheck | None = None,
 ) -> Outcome:
-    """`cilium install`: refuse an existing release, check, render, install, wait."""
+    """`cilium install`: refuse an existing release, check, render, install, wait.
+
+    ``image_check`` (``--verify-images``) receives every image the rendered chart deploys
+    and raises to stop the install before anything is applied.
+    """
     values, findings, detection = plan_install(
         client, target, user, version=version, datapath_mode=datapath_mode
     )
@@ -295,6 +319,8 @@ def install(
         return Outcome(
             "dry-run", norm, manifests=manifests, findings=findings, notes=detection.notes
         )
+    if image_check is not None:
+        check_images(client, helm, target, values, image_check, progress)
     progress(
         f"installing Cilium {norm} ({detection.flavor} cluster, "
         f"cluster name {detection.cluster_name})"
@@ -465,6 +491,7 @@ def upgrade(
     wait_duration: float = 300.0,
     restart: bool = False,
     progress: Progress = lambda _: None,
+    image_check: ImageCheck | None = None,
 ) -> Outcome:
     """`cilium upgrade`: check path and values, refresh CRDs, upgrade, roll back on failure."""
     if values_mode not in ("reset-then-reuse", "reset", "reuse"):
@@ -538,6 +565,8 @@ def upgrade(
             "dry-run", norm, manifests=manifest_diff(before, after), findings=findings, notes=notes
         )
 
+    if image_check is not None:
+        check_images(client, helm, target, values, image_check, progress)
     progress("updating CRDs")
     apply_crds(client, target.chart)
     progress(f"upgrading Cilium {current} -> {norm}")

@@ -286,3 +286,77 @@ def verify_images(
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(images)))) as pool:
         return list(pool.map(one, images))
+
+
+def make_verifier(
+    key: Path | None,
+    policy: IdentityPolicy | None,
+    trust_root: Path | None,
+    *,
+    keyless_needs_policy: bool,
+) -> Verifier:
+    """The verifier for a public key (``key``) or keyless checks (trust root + policy).
+
+    Fails closed: a keyless check needs a trust root (``load_trust_root`` refuses when none is
+    given or cached) and, when ``keyless_needs_policy``, an identity policy.
+    """
+    from ciliumctl.verify.errors import UsageError
+    from ciliumctl.verify.signatures import load_public_key
+    from ciliumctl.verify.trust import load_trust_root
+
+    if key is not None:
+        if policy is not None:
+            raise UsageError("--key and --certificate-* flags exclude each other")
+        try:
+            pem = key.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read --key {key}: {exc.strerror}") from None
+        trust = load_trust_root(trust_root) if trust_root else None
+        return Verifier(key=load_public_key(pem, str(key)), trust=trust)
+    if policy is not None:
+        policy.require_complete()
+    elif keyless_needs_policy:
+        raise UsageError(
+            "no identity to check the signature against",
+            "pass --certificate-identity and --certificate-oidc-issuer (Cilium release images "
+            "quay.io/cilium/*:vX.Y.Z have defaults), or --key",
+        )
+    return Verifier(trust=load_trust_root(trust_root), policy=policy)
+
+
+def rendered_images(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every container image of the workloads in rendered manifests, in order, once each."""
+    seen: dict[str, None] = {}
+    for obj in objects:
+        spec: Any = obj.get("spec") or {}
+        if obj.get("kind") == "CronJob":
+            spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        pod = (spec.get("template") or {}).get("spec") or {}
+        if obj.get("kind") == "Pod":
+            pod = spec
+        for key in ("initContainers", "containers"):
+            for container in pod.get(key) or []:
+                if container.get("image"):
+                    seen.setdefault(str(container["image"]), None)
+    return list(seen)
+
+
+def require_verified(
+    images: Sequence[str],
+    verifier: Verifier,
+    client: oci.RegistryClient,
+    *,
+    workers: int = 8,
+) -> list[ImageResult]:
+    """Verify ``images``; raise :class:`VerificationFailed` naming every failure (for
+    ``install/upgrade --verify-images``: nothing is applied when this raises)."""
+    from ciliumctl.verify.errors import VerificationFailed
+
+    results = verify_images([image_spec(i) for i in images], verifier, client, workers=workers)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise VerificationFailed(
+            "image verification failed, nothing was applied: "
+            + "; ".join(f"{r.image}: {r.reason}" for r in failed)
+        )
+    return results
