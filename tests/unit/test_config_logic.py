@@ -16,17 +16,22 @@ def test_parse_pairs_both_syntaxes() -> None:
         parse_pairs(["a=1", "broken"])
 
 
-@pytest.mark.parametrize(("value", "nodes", "expected"),
-                         [(2, 10, 2), ("25%", 10, 2), ("10%", 3, 1), (None, 5, 1)])
+@pytest.mark.parametrize(
+    ("value", "nodes", "expected"), [(2, 10, 2), ("25%", 10, 2), ("10%", 3, 1), (None, 5, 1)]
+)
 def test_max_unavailable(value: object, nodes: int, expected: int) -> None:
-    ds = {"spec": {"updateStrategy": {"rollingUpdate": {} if value is None else
-                                      {"maxUnavailable": value}}}}
+    ds = {
+        "spec": {
+            "updateStrategy": {"rollingUpdate": {} if value is None else {"maxUnavailable": value}}
+        }
+    }
     assert max_unavailable(ds, nodes) == expected
 
 
-@pytest.mark.parametrize(("text", "seconds"),
-                         [("5m0s", 300), ("90s", 90), ("1h", 3600), ("1m30s", 90), ("12", 12),
-                          ("500ms", 0.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5m0s", 300), ("90s", 90), ("1h", 3600), ("1m30s", 90), ("12", 12), ("500ms", 0.5)],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

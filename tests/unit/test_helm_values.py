@@ -23,8 +23,10 @@ from ciliumctl.helm.values import (
     [
         ("a=b", {"a": "b"}),
         ("a.b.c=1", {"a": {"b": {"c": 1}}}),
-        ("a=true,b=false,c=null,d=0,e=012,f=-3", {"a": True, "b": False, "c": None, "d": 0,
-                                                  "e": "012", "f": -3}),
+        (
+            "a=true,b=false,c=null,d=0,e=012,f=-3",
+            {"a": True, "b": False, "c": None, "d": 0, "e": "012", "f": -3},
+        ),
         ("list={x,y,3}", {"list": ["x", "y", 3]}),
         ("a[1]=z", {"a": [None, "z"]}),
         ("a[0].name=n", {"a": [{"name": "n"}]}),
@@ -70,8 +72,9 @@ def test_order_files_then_set_then_string_then_file(tmp_path: Path) -> None:
     second.write_text("x: 2\n")
     content = tmp_path / "content.txt"
     content.write_text("FILE")
-    values = user_values([str(first), str(second)], ["y=3,debug.enabled=true"],
-                         ["z=4"], [f"w={content}"])
+    values = user_values(
+        [str(first), str(second)], ["y=3,debug.enabled=true"], ["z=4"], [f"w={content}"]
+    )
     assert values == {"debug": {"enabled": True}, "x": 2, "y": 3, "z": "4", "w": "FILE"}
 
 
@@ -84,8 +87,7 @@ def test_set_file_errors(tmp_path: Path) -> None:
 
 def test_merge_null_removes_and_maps_merge() -> None:
     base = {"a": {"b": 1, "c": 2}, "d": 1}
-    assert merge(base, {"a": {"c": None, "e": 3}, "d": [1]}) == {"a": {"b": 1, "e": 3},
-                                                                 "d": [1]}
+    assert merge(base, {"a": {"c": None, "e": 3}, "d": [1]}) == {"a": {"b": 1, "e": 3}, "d": [1]}
     assert base == {"a": {"b": 1, "c": 2}, "d": 1}
 
 
@@ -93,4 +95,6 @@ def test_flatten_and_diff_from_defaults() -> None:
     assert flatten({"a": {"b": 1, "c": {}}, "l": [1]}) == {"a.b": 1, "a.c": {}, "l": [1]}
     defaults = {"a": {"b": 1, "c": 2}, "k": "x"}
     assert diff_from_defaults({"a": {"b": 1, "c": 3}, "k": "x", "new": 1}, defaults) == {
-        "a": {"c": 3}, "new": 1}
+        "a": {"c": 3},
+        "new": 1,
+    }

@@ -29,8 +29,13 @@ def test_unsupported_version_lists_supported(bad: str) -> None:
 
 @pytest.mark.parametrize(
     ("current", "target", "problem"),
-    [("1.17.3", "1.18.5", None), ("1.18.5", "1.18.1", None), ("1.18.5", "1.17.9", None),
-     ("1.16.0", "1.18.5", "skips minor 1.17"), ("1.18.0", "1.16.0", "more than one minor")],
+    [
+        ("1.17.3", "1.18.5", None),
+        ("1.18.5", "1.18.1", None),
+        ("1.18.5", "1.17.9", None),
+        ("1.16.0", "1.18.5", "skips minor 1.17"),
+        ("1.18.0", "1.16.0", "more than one minor"),
+    ],
 )
 def test_upgrade_paths(current: str, target: str, problem: str | None) -> None:
     found = releases.upgrade_path_problem(current, target)
@@ -54,23 +59,40 @@ def test_newest_patch() -> None:
         ("x", "https://ABC.gr7.us-east-1.eks.amazonaws.com", {}, set(), {}, "eks"),
         ("x", "https://c-dns.hcp.westeurope.azmk8s.io:443", {}, set(), {}, "aks"),
         ("admin", "https://api.ocp:6443", {}, {"config.openshift.io"}, {}, "openshift"),
-        ("ciliumctl-dev", "https://127.0.0.1:1", {}, set(), {"kwok.x-k8s.io/node": "fake"},
-         "dev-cluster"),
+        (
+            "ciliumctl-dev",
+            "https://127.0.0.1:1",
+            {},
+            set(),
+            {"kwok.x-k8s.io/node": "fake"},
+            "dev-cluster",
+        ),
         ("prod", "https://10.0.0.1:6443", {}, set(), {}, "generic"),
     ],
 )
-def test_flavor_detection(context: str, server: str, labels: dict[str, str],
-                          groups: set[str], annotations: dict[str, str], flavor: str) -> None:
+def test_flavor_detection(
+    context: str,
+    server: str,
+    labels: dict[str, str],
+    groups: set[str],
+    annotations: dict[str, str],
+    flavor: str,
+) -> None:
     assert detect.flavor_of(context, server, labels, groups, annotations) == flavor
 
 
 @pytest.mark.parametrize(
     ("context", "flavor", "name"),
-    [("gke_proj_zone_prod-1", "gke", "prod-1"),
-     ("arn:aws:eks:eu-west-1:123:cluster/Prod_EU", "eks", "prod-eu"),
-     ("kind-kind", "kind", "kind"),
-     ("Very Long Context Name With Spaces And More Than Thirty Two", "generic",
-      "very-long-context-name-with-spac")],
+    [
+        ("gke_proj_zone_prod-1", "gke", "prod-1"),
+        ("arn:aws:eks:eu-west-1:123:cluster/Prod_EU", "eks", "prod-eu"),
+        ("kind-kind", "kind", "kind"),
+        (
+            "Very Long Context Name With Spaces And More Than Thirty Two",
+            "generic",
+            "very-long-context-name-with-spac",
+        ),
+    ],
 )
 def test_cluster_name_from_context(context: str, flavor: str, name: str) -> None:
     assert detect.cluster_name_from_context(context, flavor) == name
@@ -83,15 +105,26 @@ class FakeDetectClient:
     def __init__(self, kube_proxy: bool) -> None:
         self.kube_proxy = kube_proxy
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, *,
-             label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
         if kind == "EndpointSlice":
-            return [{"ports": [{"name": "https", "port": 6443}],
-                     "endpoints": [{"addresses": ["172.18.0.2"]}]}]
+            return [
+                {
+                    "ports": [{"name": "https", "port": 6443}],
+                    "endpoints": [{"addresses": ["172.18.0.2"]}],
+                }
+            ]
         return [{"metadata": {"labels": {}, "annotations": {}}}]
 
-    def get_or_none(self, api_version: str, kind: str, name: str,
-                    namespace: str | None = None) -> dict[str, Any] | None:
+    def get_or_none(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         return {"kind": "DaemonSet"} if self.kube_proxy else None
 
     def request(self, method: str, path: str, *, what: str) -> Any:
@@ -102,8 +135,7 @@ def test_detect_without_kube_proxy_sets_kpr_and_api_server() -> None:
     found = detect.detect(FakeDetectClient(kube_proxy=False))
     assert found.flavor == "kind" and found.cluster_name == "dev"
     assert found.values["kubeProxyReplacement"] == "true"
-    assert (found.values["k8sServiceHost"], found.values["k8sServicePort"]) == \
-        ("172.18.0.2", 6443)
+    assert (found.values["k8sServiceHost"], found.values["k8sServicePort"]) == ("172.18.0.2", 6443)
 
 
 def test_detect_with_kube_proxy_leaves_kpr_alone() -> None:
@@ -121,9 +153,11 @@ def test_values_check_unknown_key_suggests_closest() -> None:
 
 def test_values_check_removed_and_deprecated_keys() -> None:
     defaults = {"ciliumEndpointSlice": {"enabled": False}, "hubble": {"export": {}}}
-    findings = check_values({"enableCiliumEndpointSlice": True,
-                             "hubble": {"export": {"fileMaxSizeMb": 10}}},
-                            defaults, target_version="1.18.5")
+    findings = check_values(
+        {"enableCiliumEndpointSlice": True, "hubble": {"export": {"fileMaxSizeMb": 10}}},
+        defaults,
+        target_version="1.18.5",
+    )
     by_key = {f.key: f for f in findings}
     assert by_key["enableCiliumEndpointSlice"].severity == "error"
     assert "ciliumEndpointSlice.enabled" in by_key["enableCiliumEndpointSlice"].fix
@@ -131,40 +165,60 @@ def test_values_check_removed_and_deprecated_keys() -> None:
 
 
 def test_values_check_removed_key_is_fine_for_older_target() -> None:
-    findings = check_values({"enableCiliumEndpointSlice": True},
-                            {"enableCiliumEndpointSlice": False}, target_version="1.17.9")
+    findings = check_values(
+        {"enableCiliumEndpointSlice": True},
+        {"enableCiliumEndpointSlice": False},
+        target_version="1.17.9",
+    )
     assert findings == []
 
 
 def test_values_check_unmodelled_upstream_key_warns() -> None:
-    findings = check_values({"bgpControlPlane": {"enabled": True}}, {"debug": {}},
-                            target_version="1.18.5", unmodelled={"bgpControlPlane"})
+    findings = check_values(
+        {"bgpControlPlane": {"enabled": True}},
+        {"debug": {}},
+        target_version="1.18.5",
+        unmodelled={"bgpControlPlane"},
+    )
     assert [(f.severity, f.key) for f in findings] == [("warning", "bgpControlPlane")]
 
 
 def test_changed_default_reported_only_on_upgrade_and_when_condition_holds() -> None:
     defaults = {"ipam": {"mode": "cluster-pool"}, "enableIPv4Masquerade": None}
     eni = {"ipam": {"mode": "eni"}}
-    upgrade = check_values(eni, defaults, target_version="1.18.5", from_version="1.17.9",
-                           effective=eni)
+    upgrade = check_values(
+        eni, defaults, target_version="1.18.5", from_version="1.17.9", effective=eni
+    )
     assert any(f.key == "enableIPv4Masquerade" and f.severity == "info" for f in upgrade)
     fresh = check_values(eni, defaults, target_version="1.18.5", effective=eni)
     assert not any(f.key == "enableIPv4Masquerade" for f in fresh)
-    pinned = check_values({**eni, "enableIPv4Masquerade": True}, defaults,
-                          target_version="1.18.5", from_version="1.17.9")
+    pinned = check_values(
+        {**eni, "enableIPv4Masquerade": True},
+        defaults,
+        target_version="1.18.5",
+        from_version="1.17.9",
+    )
     assert not any(f.key == "enableIPv4Masquerade" for f in pinned)
 
 
 def test_open_maps_accept_any_key() -> None:
-    assert check_values({"podAnnotations": {"a/b": "c"}}, {"podAnnotations": {}},
-                        target_version="1.18.5") == []
+    assert (
+        check_values(
+            {"podAnnotations": {"a/b": "c"}}, {"podAnnotations": {}}, target_version="1.18.5"
+        )
+        == []
+    )
 
 
 def test_manifest_diff_labels_objects() -> None:
-    old = [{"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}, "data": {"k": "1"}},
-           {"kind": "Service", "metadata": {"name": "gone"}}]
-    new = [{"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}, "data": {"k": "2"}},
-           {"kind": "Secret", "metadata": {"name": "new"}}]
+    old = [
+        {"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}, "data": {"k": "1"}},
+        {"kind": "Service", "metadata": {"name": "gone"}},
+    ]
+    new = [
+        {"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}, "data": {"k": "2"}},
+        {"kind": "Secret", "metadata": {"name": "new"}},
+    ]
     diff = manifest_diff(old, new)
     assert "# ConfigMap n/a: changed" in diff and "-  k: '1'" in diff and "+  k: '2'" in diff
     assert "# Service gone: deleted" in diff and "# Secret new: created" in diff
