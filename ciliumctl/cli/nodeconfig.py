@@ -174,3 +174,79 @@ def effective(
             f"ignored {item['key']}={item['value']} from {item['source']}: {item['reason']}",
             markup=False,
         )
+
+
+@app.command()
+def plan(output: OutputOpt = OutputFormat.TEXT) -> None:
+    """For every node: keys that differ from cilium-config and whether a restart is pending."""
+    from ciliumctl.nodeconfig import plan as domain
+
+    result = domain.build_plan(SETTINGS.client(), SETTINGS.namespace)
+    _warn(result.notes)
+    _warn(result.warnings)
+    if output is not OutputFormat.TEXT:
+        emit(result.as_dict(), output)
+        return
+    for group in result.groups:
+        title = (
+            "as cilium-config" if not group.differences else f"{len(group.differences)} override(s)"
+        )
+        console().print(
+            f"{len(group.nodes)} node(s), {title}: {', '.join(group.nodes)}", markup=False
+        )
+        for key, diff in group.differences.items():
+            before = diff["configmap"] if diff["configmap"] is not None else "(unset)"
+            after = diff["effective"] if diff["effective"] is not None else "(unset)"
+            console().print(f"    {key}: {before} -> {after}  [{diff['source']}]", markup=False)
+        if group.pending:
+            console().print(f"  restart pending: {', '.join(group.pending)}", markup=False)
+    pending = result.pending
+    console().print(
+        f"{len(pending)} agent(s) need a restart"
+        + (": run `cilium config node rollout`" if pending else ""),
+        markup=False,
+    )
+
+
+@app.command()
+def rollout(
+    selector: SelectorOpt = None,
+    max_unavailable: Annotated[
+        int | None,
+        typer.Option(
+            "--max-unavailable", help="Agents restarted at once (default: the DaemonSet's)."
+        ),
+    ] = None,
+    wait_duration: Annotated[
+        str, typer.Option("--wait-duration", help="Readiness timeout per batch (e.g. 5m0s).")
+    ] = "5m0s",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list the agents that would restart.")
+    ] = False,
+) -> None:
+    """Re-create the agent pods whose configuration changed, in batches."""
+    from ciliumctl.cli import common
+    from ciliumctl.cli.output import ProgressReporter
+    from ciliumctl.nodeconfig import rollout as domain
+
+    seconds = common.parse_duration(wait_duration)
+    with err_console().status("[cyan]rolling out") as status:
+        result = domain.rollout(
+            SETTINGS.client(),
+            SETTINGS.namespace,
+            selector=_selector(selector),
+            max_unavailable=max_unavailable,
+            timeout=seconds,
+            dry_run=dry_run,
+            progress=ProgressReporter(status),
+        )
+    if not result.nodes:
+        console().print("✓ every selected agent runs its current configuration", markup=False)
+    elif dry_run:
+        console().print(
+            f"would restart {len(result.nodes)} agent(s): {', '.join(result.nodes)}", markup=False
+        )
+    else:
+        console().print(
+            f"✓ restarted {len(result.nodes)} agent(s): {', '.join(result.nodes)}", markup=False
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from ciliumctl.errors import CiliumctlError, UsageError
@@ -135,47 +135,70 @@ def restart_agents(
     batch: int | None = None,
     progress: Progress = lambda _: None,
     interval: float = 1.0,
+    nodes: Collection[str] | None = None,
+    hint: str = "revert the option with `cilium config set` or `cilium config delete`",
 ) -> int:
-    """Delete agent pods in batches, waiting for readiness after each; returns the count."""
+    """Delete agent pods in batches, waiting for readiness after each; returns the count.
+
+    ``nodes`` limits the restart to the agents on those nodes (all agents by default). The
+    first batch whose new pods fail (or are not ready within ``timeout``) stops the restart
+    with an error naming the batch; later batches are left untouched.
+    """
     ds = client.get_or_none("apps/v1", "DaemonSet", "cilium", namespace)
     if ds is None:
         raise CiliumctlError(
             f"DaemonSet cilium not found in {namespace}",
             "is Cilium installed? check -n/--namespace",
         )
+    everything = client.list("v1", "Pod", namespace, label_selector=AGENT_SELECTOR)
+    wanted = None if nodes is None else set(nodes)
     pods = sorted(
-        client.list("v1", "Pod", namespace, label_selector=AGENT_SELECTOR),
-        key=lambda p: p.get("spec", {}).get("nodeName", ""),
+        (p for p in everything if wanted is None or _node(p) in wanted),
+        key=_node,
     )
-    size = batch or max_unavailable(ds, len(pods))
-    old = {p["metadata"]["uid"] for p in pods}
+    size = batch or max_unavailable(ds, len(everything))
+    old = {p["metadata"]["uid"] for p in everything}
+    batches = math.ceil(len(pods) / size) if pods else 0
     for start in range(0, len(pods), size):
         group = pods[start : start + size]
+        number = start // size + 1
+        group_nodes = {_node(p) for p in group}
         progress(f"restarting agents {start + 1}-{start + len(group)} of {len(pods)}")
         for pod in group:
             client.delete("v1", "Pod", pod["metadata"]["name"], namespace)
+        done_nodes = {_node(p) for p in pods[: start + len(group)]}
         deadline = time.monotonic() + timeout
         while True:
             current = client.list("v1", "Pod", namespace, label_selector=AGENT_SELECTOR)
-            fresh = [p for p in current if p["metadata"]["uid"] not in old]
-            gone = all(
-                p["metadata"]["uid"] not in {c["metadata"]["uid"] for c in current} for p in group
-            )
-            if gone and len(fresh) >= start + len(group) and all(_ready(p) for p in fresh):
+            uids = {c["metadata"]["uid"] for c in current}
+            fresh = [
+                p for p in current if p["metadata"]["uid"] not in old and _node(p) in done_nodes
+            ]
+            gone = all(p["metadata"]["uid"] not in uids for p in group)
+            if gone and len(fresh) >= len(done_nodes) and all(_ready(p) for p in fresh):
                 break
-            failing = [p["metadata"]["name"] for p in fresh if compute(p).status is Status.FAILED]
+            failing = [
+                p["metadata"]["name"]
+                for p in fresh
+                if _node(p) in group_nodes and compute(p).status is Status.FAILED
+            ]
             if failing:
                 raise CiliumctlError(
-                    f"restarted agents are failing ({', '.join(failing)}); stopped after "
-                    f"batch {start // size + 1} of {math.ceil(len(pods) / size)}",
-                    "revert the option with `cilium config set` or `cilium config delete`",
+                    f"restarted agents are failing ({', '.join(sorted(failing))}); stopped after "
+                    f"batch {number} of {batches} (nodes {', '.join(sorted(group_nodes))}); "
+                    f"{len(pods) - start - len(group)} agent(s) not restarted",
+                    hint,
                 )
             if time.monotonic() > deadline:
                 raise CiliumctlError(
                     f"restarted agents not ready after {timeout:.0f}s "
                     f"({sum(_ready(p) for p in fresh)}/{len(fresh)} ready); stopped after "
-                    f"batch {start // size + 1}",
+                    f"batch {number} of {batches} (nodes {', '.join(sorted(group_nodes))})",
                     "check the new agents with `cilium status` and their logs",
                 )
             time.sleep(interval)
     return len(pods)
+
+
+def _node(pod: dict[str, Any]) -> str:
+    return str((pod.get("spec") or {}).get("nodeName") or "")
