@@ -130,6 +130,7 @@ class Effective:
     sources: list[str]
     warnings: list[str] = field(default_factory=list)
     ignored: list[dict[str, str]] = field(default_factory=list)
+    digest: str = ""
 
     def plain(self) -> dict[str, str]:
         """Key -> value, without provenance."""
@@ -137,7 +138,9 @@ class Effective:
 
     def fingerprint(self) -> str:
         """A digest of the values the agent runs with (``config-sources`` excluded)."""
-        return fingerprint(self.plain())
+        if not self.digest:
+            self.digest = fingerprint(self.plain())
+        return self.digest
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form: key -> {value, source}, plus sources and warnings."""
@@ -244,6 +247,11 @@ class Engine:
         self._allow = frozenset(k for k in inputs.allow_keys if k)
         self._deny = frozenset(k for k in inputs.deny_keys if k)
         self._cache: dict[tuple[Any, ...], Effective] = {}
+        self._cm_layers: dict[ConfigSource, dict[str, Setting]] = {}
+        self._by_namespace: dict[str, list[_CNC]] = {}
+        for cnc in self._cncs:
+            if cnc.defaults:
+                self._by_namespace.setdefault(cnc.namespace, []).append(cnc)
 
     # ------------------------------------------------------------------ filters
     def overridable(self, key: str) -> bool:
@@ -265,16 +273,10 @@ class Engine:
     # ------------------------------------------------------------------ matching
     def matching_cncs(self, source: ConfigSource, labels: Mapping[str, str]) -> list[_CNC]:
         """The CNCs a node-config source applies to a node with ``labels``, by name."""
-        out = []
-        for cnc in self._cncs:
-            if cnc.namespace != source.namespace or not cnc.defaults:
-                continue
-            if source.name:
-                if cnc.name == source.name:
-                    out.append(cnc)
-            elif cnc.selector is not None and cnc.selector.matches(labels):
-                out.append(cnc)
-        return out
+        candidates = self._by_namespace.get(source.namespace, ())
+        if source.name:
+            return [c for c in candidates if c.name == source.name]
+        return [c for c in candidates if c.selector is not None and c.selector.matches(labels)]
 
     def matching_names(self, labels: Mapping[str, str]) -> list[str]:
         """Names of every CNC (any node-config source) that applies to these labels."""
@@ -288,38 +290,44 @@ class Engine:
     def resolve(self, node: NodeInfo, nodes: Mapping[str, NodeInfo] | None = None) -> Effective:
         """The effective configuration of ``node``.
 
-        ``nodes`` is needed only for ``node:<other>`` sources that name another node.
+        ``nodes`` is needed only for ``node:<other>`` sources that name another node. Nodes
+        that match the same CiliumNodeConfigs share one computation.
         """
-        key = self._cache_key(node)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return Effective(
-                node.name,
-                cached.values,
-                cached.sources,
-                list(cached.warnings),
-                list(cached.ignored),
-            )
-        result = self._resolve(node, nodes or {})
-        self._cache[key] = result
-        return result
-
-    def _cache_key(self, node: NodeInfo) -> tuple[Any, ...]:
-        parts: list[Any] = []
+        matches: list[list[_CNC]] = []
+        key_parts: list[Any] = []
         for source in self.sources:
             if source.kind == KIND_NODECONFIG:
-                parts.append(tuple(id(c) for c in self.matching_cncs(source, node.labels)))
-            elif source.kind == KIND_NODE and not source.name:
-                parts.append(node.name)
-        return tuple(parts)
+                found = self.matching_cncs(source, node.labels)
+                matches.append(found)
+                key_parts.append(tuple(id(c) for c in found))
+            else:
+                matches.append([])
+                if source.kind == KIND_NODE:
+                    key_parts.append(node.name)
+        key = tuple(key_parts)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._resolve(node, nodes or {}, matches)
+            cached.fingerprint()
+            self._cache[key] = cached
+        return Effective(
+            node.name,
+            cached.values,
+            cached.sources,
+            list(cached.warnings),
+            list(cached.ignored),
+            cached.digest,
+        )
 
-    def _resolve(self, node: NodeInfo, nodes: Mapping[str, NodeInfo]) -> Effective:
+    def _resolve(
+        self, node: NodeInfo, nodes: Mapping[str, NodeInfo], matches: list[list[_CNC]]
+    ) -> Effective:
         values: dict[str, Setting] = {}
         used: list[str] = []
         warnings: list[str] = []
         ignored: list[dict[str, str]] = []
         for index, source in enumerate(self.sources):
-            pairs, descs = self._read(source, node, nodes, warnings)
+            pairs, descs = self._read(source, node, nodes, warnings, matches[index])
             if index > 0:
                 for key in list(pairs):
                     if not self.overridable(key):
@@ -344,13 +352,16 @@ class Engine:
         node: NodeInfo,
         nodes: Mapping[str, NodeInfo],
         warnings: list[str],
+        matching: list[_CNC],
     ) -> tuple[dict[str, Setting], list[str]]:
         if source.kind == KIND_CONFIGMAP:
-            data = self.inputs.configmaps.get((source.namespace, source.name))
-            if not data:
-                return {}, []
-            desc = str(source)
-            return {str(k): Setting(str(v), desc) for k, v in data.items()}, [desc]
+            layer = self._cm_layers.get(source)
+            if layer is None:
+                data = self.inputs.configmaps.get((source.namespace, source.name)) or {}
+                desc = str(source)
+                layer = {str(k): Setting(str(v), desc) for k, v in data.items()}
+                self._cm_layers[source] = layer
+            return (dict(layer), [str(source)]) if layer else ({}, [])
         if source.kind == KIND_NODE:
             target = node if not source.name or source.name == node.name else nodes.get(source.name)
             if target is None:
@@ -359,12 +370,11 @@ class Engine:
                     "fix the agent's --source flag (daemon.configSources)",
                 )
             return _node_overrides(target, warnings)
-        return self._read_cncs(source, node, warnings)
+        return self._read_cncs(source, warnings, matching)
 
     def _read_cncs(
-        self, source: ConfigSource, node: NodeInfo, warnings: list[str]
+        self, source: ConfigSource, warnings: list[str], matching: list[_CNC]
     ) -> tuple[dict[str, Setting], list[str]]:
-        matching = self.matching_cncs(source, node.labels)
         merged: dict[str, Setting] = {}
         descs: dict[str, list[str]] = {V2: [], V2ALPHA1: []}
         for version in (V2ALPHA1, V2):

@@ -147,17 +147,18 @@ def build_plan(client: NodeConfigClient, namespace: str, snap: Snapshot | None =
             removed_selectors.append((name, selector, stamp))
     statuses: dict[str, NodeStatus] = {}
     warnings: list[str] = []
+    diffs: dict[str, dict[str, dict[str, Any]]] = {}
     for name, info in infos.items():
         eff = engine.resolve(info, infos)
         for warning in eff.warnings:
             if warning not in warnings:
                 warnings.append(warning)
         fp = eff.fingerprint()
+        if fp not in diffs:
+            diffs[fp] = differences(eff, cm_data)
         pod = snap.pods.get(name)
         if pod is None:
-            statuses[name] = NodeStatus(
-                name, fp, differences(eff, cm_data), None, False, "no agent pod"
-            )
+            statuses[name] = NodeStatus(name, fp, diffs[fp], None, False, "no agent pod")
             continue
         uid = str(pod["metadata"].get("uid", ""))
         record = records.get(name)
@@ -187,9 +188,7 @@ def build_plan(client: NodeConfigClient, namespace: str, snap: Snapshot | None =
             newer = sorted((t, what) for t, what in changes if t > started)
             pending = bool(newer)
             reason = f"agent pod started before {newer[-1][1]} changed" if newer else "up to date"
-        statuses[name] = NodeStatus(
-            name, fp, differences(eff, cm_data), pod["metadata"]["name"], pending, reason
-        )
+        statuses[name] = NodeStatus(name, fp, diffs[fp], pod["metadata"]["name"], pending, reason)
     groups: dict[str, Group] = {}
     for name in sorted(statuses):
         status = statuses[name]

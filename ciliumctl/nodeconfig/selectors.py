@@ -85,7 +85,21 @@ class Selector:
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """True when every requirement holds for ``labels``."""
-        return all(req.matches(labels) for req in self.requirements)
+        for req in self.requirements:
+            op = req.operator
+            if op == "In":
+                if labels.get(req.key) not in req.values:
+                    return False
+            elif op == "NotIn":
+                value = labels.get(req.key)
+                if value is not None and value in req.values:
+                    return False
+            elif op == "Exists":
+                if req.key not in labels:
+                    return False
+            elif req.key in labels:
+                return False
+        return True
 
     def __str__(self) -> str:
         return format_selector(self.source)
