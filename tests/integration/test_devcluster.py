@@ -337,7 +337,7 @@ def test_not_found_and_get_or_none(client: Client, namespace: str) -> None:
         client.get("v1", "ConfigMap", "absent", namespace)
     assert client.get_or_none("v1", "ConfigMap", "absent", namespace) is None
     with pytest.raises(NotFoundError, match="does not serve"):
-        client.list("cilium.io/v2", "CiliumNetworkPolicy")
+        client.list("absent.example.com/v1", "Widget")
 
 
 def test_list_follows_pages(
