@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ciliumctl.cli import config, devcluster, hubble, install, preflight, status, validate, version
+from ciliumctl.cli import reconcile as reconcile_cli
 from ciliumctl.cli import verify as verify_cli
 from ciliumctl.cli.context import SETTINGS
 
@@ -63,6 +64,7 @@ app.add_typer(verify_cli.app, name="verify")
 app.add_typer(verify_cli.sbom_app, name="sbom")
 app.add_typer(validate.app, name="validate")
 app.add_typer(preflight.app, name="preflight")
+app.add_typer(reconcile_cli.app, name="reconcile")
 
 
 def main(argv: list[str] | None = None) -> None:

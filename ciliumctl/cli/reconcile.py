@@ -1,0 +1,202 @@
+"""`cilium reconcile diff|apply|watch|export`: keep Cilium as a directory in git says."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ciliumctl.cli import common
+from ciliumctl.cli.context import SETTINGS
+from ciliumctl.cli.output import OutputFormat, ProgressReporter, console, emit, err_console
+
+if TYPE_CHECKING:
+    from ciliumctl.reconcile.plan import Plan
+    from ciliumctl.reconcile.source import DesiredState
+
+app = typer.Typer(
+    name="reconcile",
+    help="Reconcile Cilium (version, values, node configs, policies) from a directory.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+SourceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--source", help="Desired-state directory (cilium.yaml, nodeconfigs/, policies/, extra/)."
+    ),
+]
+OutputOpt = Annotated[str, typer.Option("-o", "--output", help="text or json")]
+
+_STYLE = {"created": "green", "changed": "yellow", "deleted": "red", "unchanged": "dim"}
+
+
+def _truthy(text: str, flag: str) -> bool:
+    from ciliumctl.errors import UsageError
+
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "t"):
+        return True
+    if lowered in ("false", "0", "no", "f"):
+        return False
+    raise UsageError(f"invalid {flag} {text!r}", f"use {flag}=true or {flag}=false")
+
+
+def _output(output: str) -> OutputFormat:
+    from ciliumctl.errors import UsageError
+
+    if output not in ("text", "json"):
+        raise UsageError(f"invalid --output {output!r}", "use text or json")
+    return OutputFormat(output)
+
+
+def _load(source: Path, chart_directory: Path | None) -> tuple[DesiredState, Path]:
+    from ciliumctl.reconcile.source import load
+
+    target = common.target(chart_directory)
+    state = load(
+        source,
+        target.chart,
+        default_release=SETTINGS.helm_release_name,
+        default_namespace=SETTINGS.namespace,
+    )
+    for warning in state.warnings:
+        err_console().print(f"warning: {warning}", markup=False, style="yellow")
+    return state, target.chart
+
+
+def _show_plan(plan: Plan) -> None:
+    out = console()
+    for change in plan.drifted:
+        where = f" ({change.origin})" if change.origin else f" ({change.source})"
+        out.print(
+            f"[{_STYLE[change.action]}]{change.action}[/] {change.key}{where}", highlight=False
+        )
+        if change.diff:
+            sys.stdout.flush()
+            out.print(change.diff.rstrip("\n"), markup=False, highlight=False)
+    for key, reason in plan.kept:
+        err_console().print(f"note: not pruned: {key}: {reason}", markup=False)
+    counts = plan.counts()
+    out.print(
+        ", ".join(f"{n} {action}" for action, n in counts.items())
+        + f" ({plan.seconds:.2f}s)"
+        + (" - in sync" if plan.in_sync else "")
+    )
+
+
+@app.command("diff")
+def diff(
+    source: SourceOpt,
+    output: OutputOpt = "text",
+    chart_directory: common.ChartDirOpt = None,
+) -> None:
+    """Show how the cluster differs from the desired state. Exit 0 in sync, 1 differences.
+
+    Renders the chart at the pinned version with the values, adds node configs, policies
+    and extra objects, runs the validators and compares every object through a server-side
+    apply dry run. Secret values are masked. Exit codes as `kubectl diff`: 0 in sync,
+    1 differences found, 2 on error.
+    """
+    from ciliumctl.errors import CiliumctlError
+    from ciliumctl.reconcile.errors import ReconcileDiffError
+    from ciliumctl.reconcile.plan import compute
+
+    try:
+        fmt = _output(output)
+        state, chart = _load(source, chart_directory)
+        client = SETTINGS.client()
+        with err_console().status("[cyan]comparing") as status:
+            plan = compute(client, common.helm(), state, chart, progress=ProgressReporter(status))
+    except ReconcileDiffError:
+        raise
+    except CiliumctlError as exc:
+        raise ReconcileDiffError(exc.message, exc.hint) from exc
+    if fmt is OutputFormat.JSON:
+        emit(plan.as_dict(), fmt)
+    else:
+        _show_plan(plan)
+    if not plan.in_sync:
+        raise typer.Exit(1)
+
+
+@app.command("apply")
+def apply(
+    source: SourceOpt,
+    prune: Annotated[
+        str,
+        typer.Option(
+            "--prune",
+            is_flag=False,
+            flag_value="true",
+            help="Delete objects of the previous apply no longer desired (--prune=false: keep).",
+        ),
+    ] = "true",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for the workloads to be healthy.")
+    ] = True,
+    wait_duration: common.WaitDurationOpt = "5m0s",
+    restart_on_config_change: Annotated[
+        bool,
+        typer.Option(
+            "--restart-on-config-change",
+            help="Restart the agents (in batches) when cilium-config or a CNC changed.",
+        ),
+    ] = False,
+    output: OutputOpt = "text",
+    chart_directory: common.ChartDirOpt = None,
+) -> None:
+    """Make the cluster match the desired state (staged, with pruning and health checks)."""
+    from ciliumctl.reconcile import apply as domain
+
+    fmt = _output(output)
+    do_prune = _truthy(prune, "--prune")
+    seconds = common.parse_duration(wait_duration)
+    state, chart = _load(source, chart_directory)
+    client = SETTINGS.client()
+    with err_console().status("[cyan]reconciling") as status:
+        result = domain.apply(
+            client,
+            common.helm(),
+            state,
+            chart,
+            prune=do_prune,
+            dry_run=dry_run,
+            wait=wait,
+            timeout=seconds,
+            restart_on_config_change=restart_on_config_change,
+            progress=ProgressReporter(status),
+        )
+    if fmt is OutputFormat.JSON:
+        emit(result.as_dict(), fmt)
+        return
+    if dry_run:
+        _show_plan(result.plan)
+        console().print("dry run: nothing was changed")
+        return
+    out = console()
+    for change in result.applied:
+        out.print(f"[{_STYLE[change.action]}]{change.action}[/] {change.key} (via {change.via})")
+    for change in result.pruned:
+        out.print(f"[red]pruned[/] {change.key}")
+    for note in result.notes:
+        err_console().print(f"note: {note}", markup=False)
+    if result.helm_action:
+        out.print(
+            f"Helm {result.helm_action}: release {state.release} revision {result.helm_revision}"
+        )
+    if result.restarted_agents:
+        out.print(f"restarted {result.restarted_agents} agent(s)")
+    if not result.applied and not result.pruned:
+        out.print(f"[green]✓[/] in sync: {len(result.plan.changes)} objects unchanged")
+    else:
+        out.print(
+            f"[green]✓[/] reconciled: {len(result.applied)} applied, {len(result.pruned)} pruned"
+        )
