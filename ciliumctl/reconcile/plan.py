@@ -275,11 +275,11 @@ def compare(
             raise
         # The kind or namespace does not exist yet: both come earlier in the same apply.
         answer = prepared
-    after = normalize(answer, rules)
     if live is None:
         change.action = "created"
-        change.diff = unified_diff(key, None, after)
+        change.diff = unified_diff(key, None, normalize(answer))
         return change
+    after = normalize(answer, rules)
     before = normalize(live, rules)
     if before != after:
         change.action = "changed"

@@ -23,19 +23,39 @@ CNP = inv.Entry("cilium.io/v2", "CiliumNetworkPolicy", "app", "p")
         (CNP, live({INVENTORY_ANNOTATION: "cilium"}), True, "no longer desired"),
         (CNP, live(), False, "not created by ciliumctl"),
         (CNP, live({INVENTORY_ANNOTATION: "other"}), False, "not created by ciliumctl"),
-        (CNP, live({INVENTORY_ANNOTATION: "cilium", PRUNE_ANNOTATION: "false"}), False,
-         "opted out"),
+        (
+            CNP,
+            live({INVENTORY_ANNOTATION: "cilium", PRUNE_ANNOTATION: "false"}),
+            False,
+            "opted out",
+        ),
         (CNP, None, False, "already gone"),
-        (inv.Entry("cilium.io/v2", "CiliumIdentity", "", "1"),
-         live({INVENTORY_ANNOTATION: "cilium"}), False, "never touched"),
-        (inv.Entry("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "a.cilium.io"),
-         live({INVENTORY_ANNOTATION: "cilium"}), False, "never pruned"),
-        (inv.Entry("v1", "Namespace", "", "app"), live({INVENTORY_ANNOTATION: "cilium"}), False,
-         "never pruned"),
-        (inv.Entry("v1", "ConfigMap", "kube-system", "cilium-config", "helm"),
-         live({INVENTORY_ANNOTATION: "cilium"}), False, "Helm"),
+        (
+            inv.Entry("cilium.io/v2", "CiliumIdentity", "", "1"),
+            live({INVENTORY_ANNOTATION: "cilium"}),
+            False,
+            "never touched",
+        ),
+        (
+            inv.Entry("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "a.cilium.io"),
+            live({INVENTORY_ANNOTATION: "cilium"}),
+            False,
+            "never pruned",
+        ),
+        (
+            inv.Entry("v1", "Namespace", "", "app"),
+            live({INVENTORY_ANNOTATION: "cilium"}),
+            False,
+            "never pruned",
+        ),
+        (
+            inv.Entry("v1", "ConfigMap", "kube-system", "cilium-config", "helm"),
+            live({INVENTORY_ANNOTATION: "cilium"}),
+            False,
+            "Helm",
+        ),
     ],
-)  # fmt: skip
+)
 def test_prune_decision(
     entry: inv.Entry, obj: dict[str, Any] | None, allowed: bool, why: str
 ) -> None:

@@ -114,16 +114,23 @@ def test_user_rule_with_selector() -> None:
     assert normalize(a, [rule]) != normalize(c.copy() | {"metadata": a["metadata"]}, [])
     assert not rule.matches(Key.of(c))
     assert rule.as_argocd() == {
-        "group": "apps", "kind": "Deployment", "name": "relay", "jsonPointers": ["/spec/replicas"],
-    }  # fmt: skip
+        "group": "apps",
+        "kind": "Deployment",
+        "name": "relay",
+        "jsonPointers": ["/spec/replicas"],
+    }
 
 
 def test_normalize_drops_server_fields() -> None:
     live = obj("apps/v1", "DaemonSet", "cilium", "kube-system", spec={"a": 1}, status={"n": 3})
     live["metadata"].update(
-        generation=4, resourceVersion="9", uid="x", creationTimestamp="t", managedFields=[],
+        generation=4,
+        resourceVersion="9",
+        uid="x",
+        creationTimestamp="t",
+        managedFields=[],
         annotations={"deprecated.daemonset.template.generation": "4"},
-    )  # fmt: skip
+    )
     assert normalize(live) == obj("apps/v1", "DaemonSet", "cilium", "kube-system", spec={"a": 1})
 
 
@@ -145,8 +152,13 @@ def test_secret_values_are_masked() -> None:
 
 
 def test_subset_and_fast_path() -> None:
-    desired = obj("cilium.io/v2", "CiliumNodeConfig", "c", "kube-system",
-                  spec={"defaults": {"a": "1"}, "nodeSelector": {}})  # fmt: skip
+    desired = obj(
+        "cilium.io/v2",
+        "CiliumNodeConfig",
+        "c",
+        "kube-system",
+        spec={"defaults": {"a": "1"}, "nodeSelector": {}},
+    )
     desired["metadata"]["annotations"] = {HASH_ANNOTATION: desired_hash(desired)}
     live = {**desired, "metadata": {**desired["metadata"], "uid": "u"}}
     assert is_subset(desired, live)
@@ -156,8 +168,13 @@ def test_subset_and_fast_path() -> None:
     drifted = {**live, "spec": {"defaults": {"a": "2"}, "nodeSelector": {}}}
     assert not unchanged_fast(desired, drifted)
     # a field removed from the desired object changes the hash: the dry run decides
-    smaller = obj("cilium.io/v2", "CiliumNodeConfig", "c", "kube-system",
-                  spec={"defaults": {}, "nodeSelector": {}})  # fmt: skip
+    smaller = obj(
+        "cilium.io/v2",
+        "CiliumNodeConfig",
+        "c",
+        "kube-system",
+        spec={"defaults": {}, "nodeSelector": {}},
+    )
     smaller["metadata"]["annotations"] = {HASH_ANNOTATION: desired_hash(smaller)}
     assert is_subset({k: v for k, v in smaller.items() if k != "metadata"}, live)
     assert not unchanged_fast(smaller, live)

@@ -117,9 +117,9 @@ def test_bad_values_name_the_file_and_key(tmp_path: Path) -> None:
 
 def test_malformed_values_file(tmp_path: Path) -> None:
     root = write(
-        tmp_path, {"cilium.yaml": "version: 1.18.5\nvaluesFiles: [v.yaml, gone.yaml]\n",
-                   "v.yaml": "a: [\n"}
-    )  # fmt: skip
+        tmp_path,
+        {"cilium.yaml": "version: 1.18.5\nvaluesFiles: [v.yaml, gone.yaml]\n", "v.yaml": "a: [\n"},
+    )
     found = problems(root)
     assert any(f"{root / 'v.yaml'}:" in f and "not valid YAML" in f for f in found)
     assert any("valuesFiles[1]" in f and "does not exist" in f for f in found)
@@ -167,8 +167,10 @@ def test_cnc_fields_are_checked(tmp_path: Path) -> None:
     )
     found = problems(root)
     assert any("a.yaml:9: spec.defaults.debug: must be a string" in f for f in found), found
-    assert any("spec.nodeSelector.matchExpresions: unknown field (did you mean "
-               "'matchExpressions'?)" in f for f in found), found  # fmt: skip
+    assert any(
+        "spec.nodeSelector.matchExpresions: unknown field (did you mean 'matchExpressions'?)" in f
+        for f in found
+    ), found
     assert any("b.yaml:5: metadata.namespace:" in f and "'elsewhere'" in f for f in found)
 
 
@@ -211,8 +213,12 @@ def test_ignore_rules_are_checked(tmp_path: Path) -> None:
         """
     root = write(tmp_path, {"cilium.yaml": config})
     found = problems(root)
-    assert any("ignoreDifferences[0].jsonPointers[0]: JSON pointer 'data/key' must start" in f
-               for f in found), found  # fmt: skip
+    assert any(
+        "ignoreDifferences[0].jsonPointers[0]: JSON pointer 'data/key' must start" in f
+        for f in found
+    ), found
     assert any("ignoreDifferences[1].kind: missing" in f for f in found)
-    assert any("ignoreDifferences[2].jsonPointer: unknown key (did you mean 'jsonPointers'?)" in f
-               for f in found)  # fmt: skip
+    assert any(
+        "ignoreDifferences[2].jsonPointer: unknown key (did you mean 'jsonPointers'?)" in f
+        for f in found
+    )
