@@ -250,3 +250,67 @@ def rollout(
         console().print(
             f"✓ restarted {len(result.nodes)} agent(s): {', '.join(result.nodes)}", markup=False
         )
+
+
+@app.command("migrate-kpr")
+def migrate_kpr(
+    finish: Annotated[
+        bool,
+        typer.Option(
+            "--finish", help="Make KPR the default, delete kube-proxy, remove the labels."
+        ),
+    ] = False,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Cordon and drain each node while it migrates.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Migrate at most this many nodes in this run.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing.")
+    ] = False,
+    wait_duration: Annotated[
+        str, typer.Option("--wait-duration", help="Timeout per node (e.g. 5m0s).")
+    ] = "5m0s",
+) -> None:
+    """Roll kube-proxy replacement out node by node (resumable; see the per-node config guide)."""
+    from ciliumctl.cli import common
+    from ciliumctl.cli.output import ProgressReporter
+    from ciliumctl.nodeconfig import migrate
+
+    seconds = common.parse_duration(wait_duration)
+    client = SETTINGS.client()
+    with err_console().status("[cyan]migrating") as status:
+        if finish:
+            report = migrate.finish(
+                client, SETTINGS.namespace, dry_run=dry_run, progress=ProgressReporter(status)
+            )
+        else:
+            report = migrate.migrate(
+                client,
+                SETTINGS.namespace,
+                drain=drain,
+                dry_run=dry_run,
+                limit=limit,
+                timeout=seconds,
+                progress=ProgressReporter(status),
+            )
+    if dry_run:
+        console().print(f"plan (migration {report.phase}):", markup=False)
+        for number, step in enumerate(report.steps, 1):
+            console().print(f"  {number}. {step}", markup=False)
+        return
+    if report.steps == [migrate.NOTHING_TO_DO]:
+        console().print(f"✓ {migrate.NOTHING_TO_DO}", markup=False)
+        return
+    if finish:
+        console().print(
+            "✓ kube-proxy replacement is the default; kube-proxy and the migration labels are gone",
+            markup=False,
+        )
+        return
+    console().print(
+        f"✓ {len(report.migrated)} node(s) migrated, {len(report.remaining)} to go"
+        + ("" if report.remaining else ": run `cilium config node migrate-kpr --finish`"),
+        markup=False,
+    )

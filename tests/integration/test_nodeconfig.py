@@ -374,3 +374,120 @@ def test_failing_batch_stops_the_rollout(cluster: DevCluster, client: Client) ->
     wait_agents_ready(client)
     plan = json.loads(run(cluster, "config", "node", "plan", "-o", "json").stdout)
     assert plan["restartPending"] == []
+
+
+def kube_proxy_nodes(client: Client) -> set[str]:
+    return {
+        p["spec"].get("nodeName", "")
+        for p in client.list("v1", "Pod", NS, label_selector="k8s-app=kube-proxy")
+        if not p["metadata"].get("deletionTimestamp")
+    }
+
+
+def migration_state(client: Client) -> dict[str, str]:
+    cm = client.get_or_none("v1", "ConfigMap", "cilium-kpr-migration", NS)
+    return dict((cm or {}).get("data") or {})
+
+
+def test_migrate_kpr_dry_run_and_refusals_change_nothing(
+    cluster: DevCluster, client: Client
+) -> None:
+    deadline = time.monotonic() + 120
+    while len(kube_proxy_nodes(client)) < NODES:
+        assert time.monotonic() < deadline, "kube-proxy pods never ran on every node"
+        time.sleep(1)
+    dry = run(cluster, "config", "node", "migrate-kpr", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "create CiliumNodeConfig kube-proxy-replacement" in dry.stdout
+    assert "migrate kwok-node-0: label" in dry.stdout and "kwok-node-19" in dry.stdout
+    early = run(cluster, "config", "node", "migrate-kpr", "--finish")
+    assert early.returncode == 1 and "20 node(s) not migrated yet" in early.stderr
+    assert (
+        client.get_or_none("cilium.io/v2", "CiliumNodeConfig", "kube-proxy-replacement", NS) is None
+    )
+    assert migration_state(client) == {}
+    assert len(kube_proxy_nodes(client)) == NODES
+
+
+def test_migrate_kpr_interrupted_then_resumed_then_finished(
+    cluster: DevCluster, client: Client
+) -> None:
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ciliumctl",
+            "--kubeconfig",
+            str(cluster.kubeconfig_path),
+            "config",
+            "node",
+            "migrate-kpr",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not migration_state(client).get("migrated"):
+            assert proc.poll() is None, "migrate-kpr ended before migrating a node"
+            assert time.monotonic() < deadline, migration_state(client)
+            time.sleep(0.1)
+    finally:
+        proc.kill()  # the interruption: no clean-up, no chance to finish the next node
+        proc.wait()
+    interrupted = migration_state(client)
+    done = interrupted["migrated"].split(",")
+    assert interrupted["phase"] == "nodes" and 1 <= len(done) < NODES
+    assert done[0] == "kwok-node-0"
+    labelled = {
+        n["metadata"]["name"]
+        for n in client.list("v1", "Node", label_selector=f"{MIGRATION_LABEL}=true")
+    }
+    assert set(done) <= labelled and len(labelled) < NODES
+    effective = json.loads(
+        run(cluster, "config", "node", "effective", "kwok-node-0", "-o", "json").stdout
+    )
+    assert effective["config"]["kube-proxy-replacement"] == {
+        "value": "true",
+        "source": "cilium-node-config:kube-system/kube-proxy-replacement",
+    }
+    assert "kwok-node-0" not in kube_proxy_nodes(client)
+
+    before = uids(client)
+    resumed = run(cluster, "config", "node", "migrate-kpr", "--drain", timeout=900)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "20 node(s) migrated, 0 to go" in resumed.stdout
+    after = uids(client)
+    assert all(after[n] == before[n] for n in done)  # migrated nodes were not restarted again
+    assert all(after[n] != before[n] for n in after if n not in done)
+    assert kube_proxy_nodes(client) == set()
+    assert migration_state(client)["phase"] == "nodes-migrated"
+    nodes = client.list("v1", "Node")
+    assert all(n["metadata"]["labels"].get(MIGRATION_LABEL) == "true" for n in nodes)
+    assert not any(n["spec"].get("unschedulable") for n in nodes)  # uncordoned
+
+    again = run(cluster, "config", "node", "migrate-kpr")
+    assert again.returncode == 0 and "20 node(s) migrated, 0 to go" in again.stdout
+    assert uids(client) == after
+
+    plan = run(cluster, "config", "node", "migrate-kpr", "--finish", "--dry-run")
+    assert "delete DaemonSet kube-system/kube-proxy" in plan.stdout
+    assert client.get_or_none("apps/v1", "DaemonSet", "kube-proxy", NS) is not None
+    finished = run(cluster, "config", "node", "migrate-kpr", "--finish")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert client.get_or_none("apps/v1", "DaemonSet", "kube-proxy", NS) is None
+    assert (
+        client.get("v1", "ConfigMap", "cilium-config", NS)["data"]["kube-proxy-replacement"]
+        == "true"
+    )
+    assert not any(MIGRATION_LABEL in n["metadata"]["labels"] for n in client.list("v1", "Node"))
+    assert (
+        client.get_or_none("cilium.io/v2", "CiliumNodeConfig", "kube-proxy-replacement", NS) is None
+    )
+    assert migration_state(client)["phase"] == "finished"
+    state = json.loads(run(cluster, "config", "node", "plan", "-o", "json").stdout)
+    assert state["restartPending"] == []  # the agents already run with replacement on
+    last = run(cluster, "config", "node", "migrate-kpr", "--finish")
+    assert last.returncode == 0 and "nothing to do" in last.stdout
