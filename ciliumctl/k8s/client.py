@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -477,6 +477,136 @@ class Client:
             raise KubeError(f"{what}: {_status_message(status_text)}")
         return ExecResult(bytes(out), bytes(err), code)
 
+    def exec_stream(
+        self,
+        namespace: str,
+        pod: str,
+        command: builtins.list[str],
+        container: str | None = None,
+        *,
+        on_stdout: Callable[[bytes], None],
+        timeout: float = 60.0,
+        stderr_limit: int = 1 << 16,
+    ) -> ExecResult:
+        """Run ``command`` in a container, handing stdout to ``on_stdout`` chunk by chunk.
+
+        For output too large to hold (files copied out of a pod with ``cat``). Safe to call
+        from many threads at once: it opens its own websocket instead of going through
+        ``kubernetes.stream.stream``, which swaps ``call_api`` on the shared ApiClient.
+        The result's ``stdout`` is empty; ``stderr`` keeps its first ``stderr_limit`` bytes.
+        Raises :class:`KubeError` when the command cannot run (no pod, exec refused...).
+        """
+        from kubernetes.stream import ws_client
+
+        what = f"exec in pod {namespace}/{pod}" + (f" container {container}" if container else "")
+        query: builtins.list[tuple[str, Any]] = [("command", c) for c in command]
+        query += [("stdout", "true"), ("stderr", "true"), ("tty", "false")]
+        if container:
+            query.append(("container", container))
+        _, url, headers, _, _ = self.api_client.param_serialize(
+            method="GET",
+            resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+            query_params=query,
+            header_params={},
+            auth_settings=["BearerToken"],
+        )
+        headers = {k.lower(): v for k, v in headers.items()}
+        try:
+            sock = ws_client.create_websocket(
+                self.api_client.configuration, ws_client.get_websocket_url(url), headers
+            )
+        except Exception as exc:  # handshake refused (HTTP status) or connection failures
+            status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+            if status:
+                body = getattr(exc, "resp_body", None) or b""
+                raise translate_api_error(
+                    _Failure(int(status), body if isinstance(body, bytes) else b"", str(exc)),
+                    what,
+                ) from exc
+            raise KubeError(f"{what}: {exc}") from exc
+        deadline = time.monotonic() + timeout
+        try:
+            sock.settimeout(1.0)
+            err, status_bytes = pump_exec_frames(
+                _websocket_frames(sock, deadline, what), on_stdout, stderr_limit=stderr_limit
+            )
+        finally:
+            sock.close()
+        status_text = status_bytes.decode("utf-8", "replace") if status_bytes else None
+        code = _exit_code(status_text)
+        if code is None:
+            raise KubeError(f"{what}: {_status_message(status_text)}")
+        return ExecResult(b"", err, code)
+
+    def stream_pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None = None,
+        *,
+        since_time: datetime | None = None,
+        limit_bytes: int | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+        timeout: float | None = None,
+        chunk_size: int = 1 << 16,
+    ) -> Iterator[bytes]:
+        """A container's log as a stream of chunks, never held whole in memory.
+
+        Errors (no such pod or container, no previous instance) are raised, translated, by
+        the first ``next()``.
+        """
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        since = None
+        if since_time is not None:
+            since = since_time.astimezone().isoformat().replace("+00:00", "Z")
+        what = f"logs of pod {namespace}/{pod}" + (f" container {container}" if container else "")
+        req_timeout = self._timeout if timeout is None else (self._timeout[0], timeout)
+        try:
+            method_, url, hdrs, body_, post = self.api_client.param_serialize(
+                method="GET",
+                resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                query_params=[
+                    (k, v)
+                    for k, v in (
+                        ("container", container),
+                        ("sinceTime", since),
+                        ("limitBytes", limit_bytes),
+                        ("previous", "true" if previous else None),
+                        ("timestamps", "true" if timestamps else None),
+                    )
+                    if v is not None
+                ],
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+            )
+            resp = self.api_client.call_api(
+                method_,
+                url,
+                header_params=hdrs,
+                body=body_,
+                post_params=post,
+                _request_timeout=req_timeout,
+            )
+        except ApiException as exc:
+            raise translate_api_error(exc, what) from exc
+        except HTTPError as exc:
+            raise UnreachableError(self.server, _short_reason(getattr(exc, "reason", exc))) from exc
+        raw = resp.response
+        try:
+            if not 200 <= int(resp.status) < 300:
+                raise translate_api_error(_Failure(int(resp.status), raw.read(), resp.reason), what)
+            try:
+                for chunk in raw.stream(chunk_size, decode_content=True):
+                    if chunk:
+                        yield chunk
+            except HTTPError as exc:
+                raise KubeError(f"{what}: the stream broke: {_short_reason(exc)}") from exc
+        finally:
+            raw.release_conn()
+
     # ----------------------------------------------------------------- readiness
     def status_of(self, ref: ObjectRef) -> readiness.Result:
         """The kstatus status of one object (NotFound when absent)."""
@@ -568,3 +698,54 @@ def _short_reason(reason: object) -> str:
         if marker.lower() in text.lower():
             return marker.lower() if marker != "Connection refused" else "connection refused"
     return text.split(":")[-1].strip() or text
+
+
+#: Exec channels of the Kubernetes streaming protocol (v4/v5.channel.k8s.io).
+_STDOUT, _STDERR, _ERROR, _CLOSE = 1, 2, 3, 255
+_OPCODE_CLOSE = 0x8
+
+
+def pump_exec_frames(
+    frames: Iterable[tuple[int, bytes]],
+    on_stdout: Callable[[bytes], None],
+    *,
+    stderr_limit: int = 1 << 16,
+) -> tuple[bytes, bytes]:
+    """Demultiplex exec websocket frames ``(opcode, data)``: stdout goes to ``on_stdout`` as it
+    arrives, stderr is kept up to ``stderr_limit`` bytes. Returns ``(stderr, status)`` where
+    ``status`` is the error channel's Status document (empty when the server sent none)."""
+    err, status = bytearray(), bytearray()
+    for opcode, data in frames:
+        if opcode == _OPCODE_CLOSE:
+            break
+        if not data:
+            continue
+        channel, payload = data[0], data[1:]
+        if channel == _STDOUT and payload:
+            on_stdout(bytes(payload))
+        elif channel == _STDERR:
+            room = stderr_limit - len(err)
+            if room > 0:
+                err += payload[:room]
+        elif channel == _ERROR:
+            status += payload
+    return bytes(err), bytes(status)
+
+
+def _websocket_frames(sock: Any, deadline: float, what: str) -> Iterator[tuple[int, bytes]]:
+    """Frames from a connected websocket until it closes, bounded by ``deadline``."""
+    from websocket import WebSocketConnectionClosedException, WebSocketTimeoutException
+
+    while True:
+        if time.monotonic() > deadline:
+            raise KubeTimeoutError(f"{what}: command did not finish in time")
+        try:
+            opcode, frame = sock.recv_data_frame(True)
+        except WebSocketTimeoutException:
+            continue
+        except (WebSocketConnectionClosedException, ConnectionError, OSError):
+            return
+        data = frame.data if frame is not None else b""
+        yield opcode, data if isinstance(data, bytes) else str(data).encode()
+        if opcode == _OPCODE_CLOSE:
+            return
