@@ -9,6 +9,7 @@ import typer
 
 from ciliumctl.cli import config, devcluster, hubble, install, preflight, status, validate, version
 from ciliumctl.cli import reconcile as reconcile_cli
+from ciliumctl.cli import sysdump as sysdump_cli
 from ciliumctl.cli import verify as verify_cli
 from ciliumctl.cli.context import SETTINGS
 
@@ -56,6 +57,7 @@ app.command("install")(install.install)
 app.command("upgrade")(install.upgrade)
 app.command("uninstall")(install.uninstall)
 app.command("status")(status.status)
+app.command("sysdump")(sysdump_cli.sysdump)
 app.command("version")(version.version)
 app.add_typer(config.app, name="config")
 app.add_typer(hubble.app, name="hubble")

@@ -1,0 +1,1 @@
+"""`cilium sysdump`: a redacted, streaming troubleshooting archive of the cluster and Cilium."""
