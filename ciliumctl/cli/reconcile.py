@@ -200,3 +200,133 @@ def apply(
         out.print(
             f"[green]✓[/] reconciled: {len(result.applied)} applied, {len(result.pruned)} pruned"
         )
+
+
+@app.command("watch")
+def watch(
+    source: SourceOpt,
+    interval: Annotated[
+        str, typer.Option("--interval", help="Time between syncs (e.g. 60s, 5m).")
+    ] = "60s",
+    mode: Annotated[
+        str, typer.Option("--mode", help="warn: report drift; correct: apply the desired state.")
+    ] = "warn",
+    git_pull: Annotated[
+        bool, typer.Option("--git-pull", help="Run `git pull --ff-only` in --source every sync.")
+    ] = False,
+    metrics_addr: Annotated[
+        str,
+        typer.Option("--metrics-addr", help="Serve Prometheus metrics on HOST:PORT ('' for none)."),
+    ] = "127.0.0.1:9962",
+    prune: Annotated[
+        str,
+        typer.Option("--prune", is_flag=False, flag_value="true", help="Prune in correct mode."),
+    ] = "true",
+    restart_on_config_change: Annotated[
+        bool,
+        typer.Option(
+            "--restart-on-config-change", help="Restart agents when their config changed."
+        ),
+    ] = False,
+    wait_duration: common.WaitDurationOpt = "5m0s",
+    chart_directory: common.ChartDirOpt = None,
+) -> None:
+    """Reconcile in a loop: detect drift, report it (warn) or correct it; stop on SIGTERM."""
+    import signal
+    import threading
+    from datetime import datetime
+
+    from ciliumctl.reconcile import watch as domain
+    from ciliumctl.reconcile.source import load
+
+    options = domain.WatchOptions(
+        interval=common.parse_duration(interval, "--interval"),
+        mode=mode,
+        git_pull=git_pull,
+        prune=_truthy(prune, "--prune"),
+        restart_on_config_change=restart_on_config_change,
+        wait_timeout=common.parse_duration(wait_duration),
+    )
+    if mode not in domain.MODES:
+        from ciliumctl.errors import UsageError
+
+        raise UsageError(f"invalid --mode {mode!r}", "use warn or correct")
+    chart = common.target(chart_directory).chart
+
+    def log(message: str) -> None:
+        stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+        err_console().print(f"{stamp} {message}", markup=False, highlight=False)
+
+    def desired() -> DesiredState:
+        state = load(
+            source,
+            chart,
+            default_release=SETTINGS.helm_release_name,
+            default_namespace=SETTINGS.namespace,
+        )
+        for warning in state.warnings:
+            log(f"warning: {warning}")
+        return state
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log(f"{signal.Signals(signum).name}: finishing the current step, then stopping")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    metrics = domain.Metrics()
+    server = domain.MetricsServer(metrics, metrics_addr).start() if metrics_addr else None
+    if server is not None:
+        log(f"metrics on http://{server.address}/metrics")
+    log(f"watching {source} every {options.interval:g}s in {mode} mode")
+    try:
+        cycles = domain.run(
+            desired, SETTINGS.client(), common.helm(), chart, source, options, stop,
+            log=log, metrics=metrics,
+        )  # fmt: skip
+    finally:
+        if server is not None:
+            server.stop()
+    log(f"stopped after {cycles} sync(s)")
+
+
+@app.command("export")
+def export(
+    target: Annotated[str, typer.Argument(help="argocd or flux")],
+    source: SourceOpt,
+    repo_url: Annotated[
+        str | None, typer.Option("--repo-url", help="Git URL of the repository (default: origin).")
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Git revision to follow (default HEAD).")
+    ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option("--path", help="Path of --source inside the repository (default: detected)."),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--target-namespace", help="Namespace of the Application/HelmRelease."),
+    ] = None,
+    chart_directory: common.ChartDirOpt = None,
+) -> None:
+    """Print an Argo CD Application or Flux HelmRelease for the same desired state."""
+    from ciliumctl.errors import UsageError
+    from ciliumctl.reconcile import export as domain
+
+    if target not in domain.TARGETS:
+        raise UsageError(f"invalid export target {target!r}", "use argocd or flux")
+    state, _ = _load(source, chart_directory)
+    git = domain.git_source(source, repo_url, revision, path)
+    if target == "argocd":
+        objects = domain.argocd(state, git, namespace=namespace or "argocd")
+    else:
+        objects = domain.flux(state, git, namespace=namespace or "flux-system")
+    err_console().print(
+        "note: values `cilium install` detects (k8sServiceHost/Port, cluster.name) are not "
+        "exported; pin them in cilium.yaml",
+        markup=False,
+    )
+    sys.stdout.write(domain.render(target, objects))
