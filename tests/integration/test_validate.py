@@ -82,10 +82,17 @@ WEB = {"matchLabels": {"app": "web"}}
 def test_validate_cnp_from_cluster_without_crds_is_a_note(
     client: Client, dev_cluster: DevCluster
 ) -> None:
-    if client.get_or_none(
-        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "ciliumnetworkpolicies.cilium.io"
+    # Earlier tests (a chart install) may have left the policy CRDs: remove them so this test
+    # sees a cluster without them; the next test applies them again.
+    crds = ("ciliumnetworkpolicies.cilium.io", "ciliumclusterwidenetworkpolicies.cilium.io")
+    for name in crds:
+        client.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+    deadline = time.monotonic() + 60
+    while any(
+        client.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", n) for n in crds
     ):
-        pytest.skip("the CRDs are installed in this session's cluster")
+        assert time.monotonic() < deadline, "policy CRDs were not deleted"
+        time.sleep(0.5)
     result = cilium(dev_cluster, "validate", "cnp", "--from-cluster", "-o", "json")
     assert result.returncode == 0, result.stderr
     rules = {f["rule"] for f in json.loads(result.stdout)["findings"]}
