@@ -51,13 +51,34 @@ _TRIVIAL_VALUES = frozenset(
     {"", "true", "false", "yes", "no", "on", "off", "null", "~", "none", "nil", MARKER, '""', "''"}
 )
 
-#: Anything that could start a redaction; text without a match passes through untouched.
-_PREFILTER = re.compile(
-    r"pass(?:word|wd|phrase)|secret|token|api[-_]?key|apikey|access[-_]?key|private|"
-    r"client[-_]?key|client[-_]?cert|credential|auth|bearer|signing|encryption|session|"
-    r"://[^/\s@]*@|AKIA|ASIA|ABIA|ACCA|eyJ|\dQ~|-----BEGIN",
-    re.I,
+#: Anything that could start a redaction (lower case); text without one passes untouched.
+#: Plain substring tests: a regex alternation here would cost more than the whole copy.
+_TRIGGERS = (
+    "pass",
+    "secret",
+    "token",
+    "key",
+    "credential",
+    "certificate-data",
+    "certificate_data",
+    "auth",
+    "bearer",
+    "private",
+    "-----begin",
+    "@",
+    "akia",
+    "asia",
+    "abia",
+    "acca",
+    "eyj",
+    "q~",
 )
+
+
+def _has_trigger(text: str) -> bool:
+    low = text.lower()
+    return any(word in low for word in _TRIGGERS)
+
 
 _PEM_INLINE = re.compile(
     r"(-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY)-----)(?P<body>.*?)(-----END (?P=kind)-----)"
@@ -142,7 +163,7 @@ class LineRedactor:
                 self._block_marked = True
                 return text[:indent] + MARKER
             self._block_indent = None
-        if not _PREFILTER.search(text):
+        if not _has_trigger(text):
             return text
         return self._rules(text)
 
@@ -252,7 +273,7 @@ class StreamRedactor:
 
     def _block(self, data: bytes) -> bytes:
         text = data.decode("utf-8", "surrogateescape")
-        if self.lines.idle and not _PREFILTER.search(text):
+        if self.lines.idle and not _has_trigger(text):
             return data
         out: list[str] = []
         for raw in text.splitlines(keepends=True):
@@ -307,7 +328,7 @@ def _walk(obj: Any, counts: Counts, *, sensitive: bool) -> Any:
         if sensitive and not _trivial(obj):
             counts["credential-value"] += 1
             return MARKER
-        return redact_text(obj, counts) if _PREFILTER.search(obj) else obj
+        return redact_text(obj, counts) if _has_trigger(obj) else obj
     if sensitive and isinstance(obj, int | float) and not isinstance(obj, bool):
         counts["credential-value"] += 1
         return MARKER
