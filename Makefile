@@ -58,6 +58,7 @@ bench: venv binaries
 	$(BIN)/python bench/devcluster_up.py
 	$(BIN)/python bench/install.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/nodeconfig.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

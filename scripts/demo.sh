@@ -36,6 +36,13 @@ step "cilium config view"
 cilium config view | head -20
 echo "..."
 
+step "cilium config node: one CiliumNodeConfig and the effective config of a node"
+cilium config node set demo-xdp --selector kubernetes.io/hostname=kwok-node-0 \
+  bpf-lb-acceleration=native hubble-event-queue-size=32768
+cilium config node list
+cilium config node effective kwok-node-0 --overrides-only
+cilium config node plan
+
 cat <<'NEXT'
 
 Next commands to try:
