@@ -28,7 +28,7 @@ from typing import IO, Any, Protocol
 from ciliumctl import yamlio
 from ciliumctl.errors import CiliumctlError
 from ciliumctl.k8s.client import ExecResult
-from ciliumctl.sysdump import redact
+from ciliumctl.sysdump import demux, redact
 from ciliumctl.sysdump.archive import (
     ArchiveClosed,
     ArchiveError,
@@ -230,7 +230,7 @@ class Collector:
         self._facts["nodes_selected"] = selection.names
         inventory = self._inventory(nodes)
         tasks = plan(inventory, self.options)
-        self._total = len(tasks)
+        self._total = sum(t.weight for t in tasks)
         path = self.output_path()
         root = path.name[: -len(".zip")]
         try:
@@ -314,7 +314,11 @@ class Collector:
         result = TaskResult(task.name, task.action, "ok", started - self._t0, 0.0)
         try:
             handler = getattr(self, "_do_" + task.action.replace("-", "_"))
-            handler(task, result)
+            several = handler(task, result)
+            if several is not None:  # a batch reports one result per command
+                for sub in several:
+                    self._record(sub)
+                return
         except ArchiveClosed:
             return  # interrupted: the archive was finalized under this task
         except _TaskSkipped as exc:
@@ -554,25 +558,102 @@ class Collector:
             text = redact.redact_text(text, Counter())
         return text[-500:]
 
-    def _do_exec(self, task: TaskSpec, result: TaskResult) -> None:
+    def _do_agent_commands(self, task: TaskSpec, result: TaskResult) -> list[TaskResult]:
+        """The agent's cilium-dbg dumps in one exec (see :mod:`ciliumctl.sysdump.demux`),
+        each streamed into its own entry and reported as its own task."""
+        from ciliumctl.k8s.errors import KubeError
+
         args = task.args
-        entry = self._entry(args["file"])
-        stream = redact.StreamRedactor(self._counts(entry)) if self.options.redact else None
-        with spool() as buf:
+        commands: list[dict[str, Any]] = args["commands"]
+        results = [TaskResult(c["name"], "exec", "ok", result.started, 0.0) for c in commands]
+        try:
+            self._exec_gate(args["pod"])
+        except _TaskSkipped as exc:
+            for r in results:
+                r.outcome, r.error = "skipped", str(exc)
+            return results
+        boundary = demux.new_boundary()
+        script = demux.batch_script([c["argv"] for c in commands])
+        stamps: dict[int, int] = {}
+        codes: dict[int, int] = {}
+        current: dict[str, Any] = {}
 
-            def sink(chunk: bytes) -> None:
-                buf.write(stream.feed(chunk) if stream else chunk)
+        def close_section(index: int) -> None:
+            buf = current.pop("buf", None)
+            stream = current.pop("stream", None)
+            if buf is None:
+                return
+            with buf:
+                if stream is not None:
+                    buf.write(stream.finish())
+                if buf.tell():
+                    assert self.archive is not None
+                    name = self.archive.unique(self._entry(commands[index]["file"]))
+                    results[index].bytes += self.archive.add_file(name, buf)
+                    results[index].entries.append(name)
 
-            res = self._exec(args, args["argv"], sink, self.options.exec_timeout)
-            if stream:
-                buf.write(stream.finish())
-            if buf.tell():
-                assert self.archive is not None
-                name = self.archive.unique(entry)
-                result.bytes += self.archive.add_file(name, buf)
-                result.entries.append(name)
-        if res.exit_code != 0:
-            raise _TaskFailed(f"exit code {res.exit_code}: {self._stderr(res) or 'no output'}")
+        def on_data(section: int, chunk: bytes) -> None:
+            if section >= len(commands):
+                return
+            if "buf" not in current:
+                current["buf"] = spool()
+                if self.options.redact:
+                    entry = self._entry(commands[section]["file"])
+                    current["stream"] = redact.StreamRedactor(self._counts(entry))
+            stream = current.get("stream")
+            current["buf"].write(stream.feed(chunk) if stream else chunk)
+
+        def on_marker(fields: list[str]) -> None:
+            if fields[:1] == ["start"] and len(fields) > 1 and fields[1].isdigit():
+                stamps[-1] = int(fields[1])
+            elif fields[:1] == ["end"] and len(fields) >= 3 and fields[1].isdigit():
+                index = int(fields[1])
+                if 0 <= index < len(commands):
+                    close_section(index)
+                    codes[index] = int(fields[2]) if fields[2].lstrip("-").isdigit() else -1
+                    if len(fields) > 3 and fields[3].isdigit():
+                        stamps[index] = int(fields[3])
+
+        splitter = demux.SectionSplitter(boundary, on_data, on_marker)
+        stderr_parts = [""] * len(commands)
+        error = ""
+        try:
+            res = self._exec(
+                args,
+                ["sh", "-c", script, "sh", boundary],
+                splitter.feed,
+                self.options.exec_timeout * max(1, len(commands)),
+            )
+            splitter.finish()
+            stderr_parts = demux.split_stderr(res.stderr, boundary, len(commands))
+            if len(codes) < len(commands):
+                error = f"the batch ended early (exit code {res.exit_code})"
+        except KubeError as exc:
+            error = exc.message
+        finally:
+            if "buf" in current:
+                current.pop("buf").close()
+        previous_stamp = stamps.get(-1)
+        failed_once = False
+        for index, r in enumerate(results):
+            stamp = stamps.get(index)
+            if previous_stamp is not None and stamp is not None:
+                r.started = result.started + (previous_stamp - stamps[-1]) / 1e9
+                r.duration = (stamp - previous_stamp) / 1e9
+            previous_stamp = stamp
+            detail = stderr_parts[index]
+            if self.options.redact and detail:
+                detail = redact.redact_text(detail, Counter())
+            if index not in codes:
+                if failed_once:
+                    r.outcome, r.error = "skipped", f"not run: {error}"
+                else:
+                    r.outcome, r.error = "failed", error + (f": {detail[-300:]}" if detail else "")
+                    failed_once = True
+            elif codes[index] != 0:
+                r.outcome = "failed"
+                r.error = f"exit code {codes[index]}: " + (detail[-300:] or "no error output")
+        return results
 
     def _do_bugtool(self, task: TaskSpec, result: TaskResult) -> None:
         args = task.args
@@ -596,15 +677,13 @@ class Collector:
             def save(chunk: bytes) -> None:
                 archive.write(chunk)
 
-            copied = self._exec(args, ["cat", remote], save, self.options.bugtool_timeout)
+            # Copy it out and remove it from the pod in one exec.
+            copy = ["sh", "-c", 'cat -- "$1" && rm -f -- "$1"', "sh", remote]
+            copied = self._exec(args, copy, save, self.options.bugtool_timeout)
             if copied.exit_code != 0:
                 raise _TaskFailed(f"copying {remote} failed: {self._stderr(copied)}")
             archive.seek(0)
             self._unpack(archive, self._entry(args["dir"]), result)
-        try:
-            self._exec(args, ["rm", "-f", remote], lambda _c: None, self.options.exec_timeout)
-        except CiliumctlError as exc:
-            self._warn(f"could not remove {remote} from {args['pod']}: {exc.message}")
 
     def _unpack(self, source: IO[bytes], directory: str, result: TaskResult) -> None:
         """Unpack a bugtool .tar.gz under ``directory`` (top directory stripped, paths checked)."""

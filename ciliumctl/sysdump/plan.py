@@ -126,6 +126,8 @@ class PodRef:
     #: Init containers that did not simply complete (failed, restarting, still running).
     init_containers: tuple[str, ...] = ()
     ready: bool = True
+    #: Containers that restarted (they have a previous instance with logs).
+    restarted: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, pod: dict[str, Any], component: str) -> PodRef:
@@ -146,6 +148,13 @@ class PodRef:
                 if not _completed(status.get("initContainerStatuses") or [], str(c.get("name")))
             ),
             ready,
+            frozenset(
+                str(st.get("name"))
+                for st in (status.get("containerStatuses") or [])
+                + (status.get("initContainerStatuses") or [])
+                if int(st.get("restartCount") or 0) > 0
+                or "terminated" in (st.get("lastState") or {})
+            ),
         )
 
 
@@ -178,6 +187,8 @@ class TaskSpec:
     #: Lower runs first: long tasks (bugtool, logs) start early to shorten the total time.
     priority: int = 50
     pod: str | None = None
+    #: How many results the task reports (one per command of a batch).
+    weight: int = 1
 
 
 @dataclass(frozen=True)
@@ -293,7 +304,8 @@ def plan(inventory: Inventory, options: Options) -> list[TaskSpec]:
                 log_pods[(pod.namespace, pod.name)] = pod
         for pod in log_pods.values():
             for container in pod.containers + pod.init_containers:
-                for previous in (False, True):
+                # A previous instance exists only for restarted containers (as cilium-cli).
+                for previous in (False, True) if container in pod.restarted else (False,):
                     suffix = "-prev" if previous else ""
                     tasks.append(
                         TaskSpec(
@@ -314,24 +326,29 @@ def plan(inventory: Inventory, options: Options) -> list[TaskSpec]:
                     )
     for agent in agents:
         base = {"namespace": agent.namespace, "pod": agent.name, "container": AGENT_CONTAINER}
+        commands = []
         for stem, argv, quick in AGENT_COMMANDS:
             if options.quick and not quick:
                 continue
             ext = ".json" if "-o" in argv else ".md" if stem.endswith("debuginfo") else ".txt"
-            tasks.append(
-                TaskSpec(
-                    f"{' '.join(argv)} in {agent.name}",
-                    "exec",
-                    quick,
-                    {
-                        **base,
-                        "argv": argv,
-                        "file": f"{stem}-{safe_component(agent.name)}-<ts>{ext}",
-                    },
-                    priority=40,
-                    pod=agent.name,
-                )
+            commands.append(
+                {
+                    "name": f"{' '.join(argv)} in {agent.name}",
+                    "argv": argv,
+                    "file": f"{stem}-{safe_component(agent.name)}-<ts>{ext}",
+                }
             )
+        tasks.append(
+            TaskSpec(
+                f"cilium-dbg commands in {agent.name}",
+                "agent-commands",
+                True,
+                {**base, "commands": commands},
+                priority=40,
+                pod=agent.name,
+                weight=len(commands),
+            )
+        )
         if not options.quick:
             tasks.append(
                 TaskSpec(

@@ -75,6 +75,34 @@ _TRIGGERS = (
 )
 
 
+#: Words whose presence in a key makes it a candidate for :func:`is_sensitive_key`.
+_KEY_WORDS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "key",
+    "credential",
+    "certificate-data",
+    "certificate_data",
+    "certificatedata",
+)
+
+
+def _word_hits(text: str) -> list[tuple[int, int]]:
+    """Where key words occur in ``text`` (case-insensitive), in order."""
+    low = text.lower()
+    hits = []
+    for word in _KEY_WORDS:
+        at = low.find(word)
+        while at >= 0:
+            hits.append((at, at + len(word)))
+            at = low.find(word, at + 1)
+    hits.sort()
+    return hits
+
+
 def _has_trigger(text: str) -> bool:
     low = text.lower()
     return any(word in low for word in _TRIGGERS)
@@ -104,18 +132,13 @@ _YAML_LINE = re.compile(
 )
 #: ``KEY=value`` as a whole env/INI line (value = the rest of the line).
 _ENV_LINE = re.compile(
-    r"^(?P<pre>[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z0-9_.\-]+)[ \t]*=[ \t]*)(?P<val>.*?)[ \t]*$"
+    r"^(?P<pre>[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z0-9_.\-]+)[ \t]*=[ \t]*)(?P<val>.*)$"
 )
-#: ``"key": "value"`` (also with escaped quotes, as in JSON embedded in JSON or logs).
-_QUOTED_PAIR = re.compile(
-    r"(?P<pre>(?P<q1>\\*[\"'])(?P<key>" + _KEY + r")(?P=q1)\s*[:=]\s*(?P<q2>\\*[\"']))"
-    r"(?P<val>(?:(?!(?P=q2)).)*?)(?P=q2)"
-)
-#: ``key=value`` / ``key: value`` inside a line (logfmt, flags, query strings, Go structs).
-_INLINE_PAIR = re.compile(
-    r"(?P<pre>(?:^|(?<=[\s,{;&?(\[]))-{0,2}(?P<key>" + _KEY + r")(?:=|:[ \t]*))"
-    r"(?P<val>[^\s,;&\"'}\])]+)"
-)
+#: After a credential key inside a line: closing quote(s), the separator, spaces.
+_AFTER_KEY = re.compile(r"(?:\\*[\"'])?[ \t]*(?:=|:(?!//))[ \t]*")
+_VALUE_QUOTE = re.compile(r"\\*[\"']")
+_BARE_VALUE = re.compile(r"[^\s,;&\"'}\])]+")
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _BLOCK_SCALAR = re.compile(r"^[|>][-+0-9]*$")
 
 
@@ -183,6 +206,8 @@ class LineRedactor:
             self._count("private-key")
             return m.group(1) + MARKER + m.group(4)
 
+        if "-----BEGIN" not in text:
+            return self._plain_rules(text)
         text = _PEM_INLINE.sub(pem, text)
         begins = list(_PEM_BEGIN.finditer(text))
         begin = begins[-1] if begins else None
@@ -190,12 +215,22 @@ class LineRedactor:
             self._count("private-key")
             self._in_pem = True
             return text[: begin.end()] + (MARKER if text[begin.end() :].strip() else "")
-        text = self._sub(_URL_CREDS, "url-credentials", text)
-        text = self._sub(_AUTH_HEADER, "authorization-header", text)
-        text = self._sub(_BEARER, "bearer-token", text)
-        text = self._plain(_JWT, "jwt", text)
-        text = self._plain(_AWS_KEY_ID, "aws-access-key-id", text)
-        text = self._plain(_AZURE_SECRET, "azure-client-secret", text)
+        return self._plain_rules(text)
+
+    def _plain_rules(self, text: str) -> str:
+        low = text.lower()
+        if "@" in text and "://" in text:
+            text = self._sub(_URL_CREDS, "url-credentials", text)
+        if "authorization" in low:
+            text = self._sub(_AUTH_HEADER, "authorization-header", text)
+        if "bearer" in low:
+            text = self._sub(_BEARER, "bearer-token", text)
+        if "eyJ" in text:
+            text = self._plain(_JWT, "jwt", text)
+        if "AKIA" in text or "ASIA" in text or "ABIA" in text or "ACCA" in text:
+            text = self._plain(_AWS_KEY_ID, "aws-access-key-id", text)
+        if "Q~" in text:
+            text = self._plain(_AZURE_SECRET, "azure-client-secret", text)
         return self._pairs(text)
 
     def _plain(self, pattern: re.Pattern[str], rule: str, text: str) -> str:
@@ -221,25 +256,51 @@ class LineRedactor:
             return text
         env_line = _ENV_LINE.match(text)
         if env_line and is_sensitive_key(env_line.group("key")):
-            value = env_line.group("val")
+            value = env_line.group("val").rstrip()
             if not _trivial(value) and MARKER not in value:
                 self._count("credential-value")
                 return env_line.group("pre") + MARKER
             return text
+        return self._inline_pairs(text)
 
-        def repl(m: re.Match[str]) -> str:
-            value = m.group("val")
-            if not is_sensitive_key(m.group("key")) or _trivial(value) or value == MARKER:
-                return m.group(0)
+    def _inline_pairs(self, text: str) -> str:
+        """``key=value``, ``"key": "value"``, ``\\"key\\":\\"value\\"`` anywhere in a line:
+        found from the credential words outward, which is much faster than a regex trying
+        every position of every log line."""
+        out: list[str] = []
+        pos = 0
+        for ks, ke in _word_hits(text):
+            if ks < pos:
+                continue
+            while ks > pos and text[ks - 1] in _KEY_CHARS:
+                ks -= 1
+            while ke < len(text) and text[ke] in _KEY_CHARS:
+                ke += 1
+            if not is_sensitive_key(text[ks:ke].lstrip("-")):
+                continue
+            sep = _AFTER_KEY.match(text, ke)
+            if sep is None:
+                continue
+            quote = _VALUE_QUOTE.match(text, sep.end())
+            if quote is not None:
+                vs = quote.end()
+                ve = text.find(quote.group(0), vs)
+                ve = len(text) if ve < 0 else ve
+            else:
+                bare = _BARE_VALUE.match(text, sep.end())
+                if bare is None:
+                    continue
+                vs, ve = bare.start(), bare.end()
+            value = text[vs:ve]
+            if not value or _trivial(value) or value == MARKER:
+                continue
             self._count("credential-value")
-            return (
-                m.group(0)[: m.start("val") - m.start(0)]
-                + MARKER
-                + m.group(0)[m.end("val") - m.start(0) :]
-            )
-
-        text = _QUOTED_PAIR.sub(repl, text)
-        return _INLINE_PAIR.sub(repl, text)
+            out += [text[pos:vs], MARKER]
+            pos = ve
+        if not out:
+            return text
+        out.append(text[pos:])
+        return "".join(out)
 
 
 class StreamRedactor:

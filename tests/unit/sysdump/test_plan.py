@@ -26,15 +26,28 @@ def node(name: str, ip: str, external: str | None = None) -> dict[str, Any]:
 NODES = [node("n1", "10.0.0.1"), node("n2", "10.0.0.2", "203.0.113.2"), node("n3", "10.0.0.3")]
 
 
-def agent(name: str, node_name: str, *, ready: bool = True) -> PodRef:
-    return PodRef("kube-system", name, node_name, "cilium", ("cilium-agent",), (), ready)
+def agent(name: str, node_name: str, *, ready: bool = True, restarted: bool = False) -> PodRef:
+    return PodRef(
+        "kube-system",
+        name,
+        node_name,
+        "cilium",
+        ("cilium-agent",),
+        (),
+        ready,
+        frozenset({"cilium-agent"}) if restarted else frozenset(),
+    )
 
 
 def inventory() -> Inventory:
     return Inventory(
         NODES,
         {
-            "cilium": [agent("cilium-a", "n1"), agent("cilium-b", "n2"), agent("cilium-c", "n3")],
+            "cilium": [
+                agent("cilium-a", "n1"),
+                agent("cilium-b", "n2", restarted=True),
+                agent("cilium-c", "n3"),
+            ],
             "cilium-operator": [
                 PodRef("kube-system", "op-1", "n3", "cilium-operator", ("cilium-operator",))
             ],
@@ -72,10 +85,13 @@ def test_plan_covers_every_agent_and_runs_long_tasks_first() -> None:
     assert len(names) == len(set(names))
     for pod in ("cilium-a", "cilium-b", "cilium-c"):
         assert f"cilium-bugtool in {pod}" in names
-        for _stem, argv, _quick in AGENT_COMMANDS:
-            assert f"{' '.join(argv)} in {pod}" in names
+        batch = next(t for t in tasks if t.name == f"cilium-dbg commands in {pod}")
+        assert [c["argv"] for c in batch.args["commands"]] == [a for _s, a, _q in AGENT_COMMANDS]
+        assert batch.weight == len(AGENT_COMMANDS)
         assert f"logs {pod}/cilium-agent" in names
-        assert f"logs {pod}/cilium-agent (previous)" in names
+    # A previous instance only for a restarted container (cilium-b's agent).
+    assert "logs cilium-b/cilium-agent (previous)" in names
+    assert "logs cilium-a/cilium-agent (previous)" not in names
     assert "logs op-1/cilium-operator" in names
     assert tasks[0].action == "bugtool"
     priorities = [t.priority for t in tasks]
@@ -85,8 +101,12 @@ def test_plan_covers_every_agent_and_runs_long_tasks_first() -> None:
     assert lists["CiliumNetworkPolicy"]["file"] == "ciliumnetworkpolicies-<ts>.yaml"
     assert "X" not in lists and {"Node", "Event", "Lease", "EndpointSlice"} <= set(lists)
     files = [t.args.get("file", "") for t in tasks]
-    assert "logs-cilium-a-cilium-agent-<ts>-prev.log" in files
-    assert "cilium-dbg-endpoint-list-cilium-a-<ts>.json" in files
+    assert "logs-cilium-b-cilium-agent-<ts>-prev.log" in files
+    batch_files = [
+        c["file"] for t in tasks if t.action == "agent-commands" for c in t.args["commands"]
+    ]
+    assert "cilium-dbg-endpoint-list-cilium-a-<ts>.json" in batch_files
+    assert "cilium-dbg-debuginfo-cilium-a-<ts>.md" in batch_files
 
 
 def test_node_list_limits_agents_but_unready_agents_still_give_logs() -> None:
@@ -97,6 +117,7 @@ def test_node_list_limits_agents_but_unready_agents_still_give_logs() -> None:
     assert "cilium-bugtool in cilium-a" in names
     assert "cilium-bugtool in cilium-b" not in names
     assert not any(n.endswith("in cilium-c") for n in names)
+    assert "cilium-dbg commands in cilium-b" not in names
     assert "logs cilium-c/cilium-agent" in names  # unready: logs whatever the filter
     assert "logs cilium-b/cilium-agent" not in names
     assert "logs op-1/cilium-operator" in names  # the operator is not node-local
@@ -106,7 +127,10 @@ def test_quick_plans_objects_and_status_only() -> None:
     tasks = plan(inventory(), Options(quick=True))
     actions = {t.action for t in tasks}
     assert "logs" not in actions and "bugtool" not in actions
-    assert {t.name for t in tasks if t.action == "exec"} == {
+    commands = {
+        c["name"] for t in tasks if t.action == "agent-commands" for c in t.args["commands"]
+    }
+    assert commands == {
         "cilium-dbg status --verbose in cilium-a",
         "cilium-dbg status --verbose in cilium-b",
         "cilium-dbg status --verbose in cilium-c",
@@ -130,8 +154,10 @@ def test_init_containers_only_when_they_did_not_simply_complete() -> None:
             ],
         },
     }
+    pod["status"]["containerStatuses"] = [{"name": "cilium-agent", "restartCount": 2}]
     ref = PodRef.of(pod, "cilium")
     assert ref.init_containers == ("mount-cgroup", "new")
+    assert ref.restarted == frozenset({"cilium-agent"})
     assert ref.ready is False and ref.node == "n1"
 
 

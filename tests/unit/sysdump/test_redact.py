@@ -260,6 +260,7 @@ def test_planted_secrets_never_survive(
     key: str, value: str, form: str, before: list[str], after: list[str], chunk: int
 ) -> None:
     assume(not (form.startswith("url") and "/" in value))  # '/' cannot appear raw in userinfo
+    assume(not any(value in kept for kept in before + after))  # filler is not the secret
     line = form.format(k=key, v=value)
     text = "\n".join([*before, line, *after]) + "\n"
     data = text.encode()
