@@ -13,6 +13,8 @@ from ciliumctl.cli.context import SETTINGS
 from ciliumctl.cli.output import OutputFormat, ProgressReporter, console, emit, err_console
 
 if TYPE_CHECKING:
+    from ciliumctl.helm import Helm
+    from ciliumctl.k8s import Client
     from ciliumctl.reconcile.plan import Plan
     from ciliumctl.reconcile.source import DesiredState
 
@@ -54,7 +56,9 @@ def _output(output: str) -> OutputFormat:
     return OutputFormat(output)
 
 
-def _load(source: Path, chart_directory: Path | None) -> tuple[DesiredState, Path]:
+def _load(
+    source: Path, chart_directory: Path | None, *, warn: bool = True
+) -> tuple[DesiredState, Path]:
     from ciliumctl.reconcile.source import load
 
     target = common.target(chart_directory)
@@ -64,9 +68,33 @@ def _load(source: Path, chart_directory: Path | None) -> tuple[DesiredState, Pat
         default_release=SETTINGS.helm_release_name,
         default_namespace=SETTINGS.namespace,
     )
+    if warn:
+        _warn(state)
+    return state, target.chart
+
+
+def _warn(state: DesiredState) -> None:
     for warning in state.warnings:
         err_console().print(f"warning: {warning}", markup=False, style="yellow")
-    return state, target.chart
+
+
+def _plan(
+    source: Path, chart_directory: Path | None, progress: ProgressReporter
+) -> tuple[Plan, Client, Helm]:
+    """Load (every input error before the cluster is contacted), then compare; the helm
+    lookup runs while the kubernetes client is set up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ciliumctl.reconcile.plan import compute
+
+    state, chart = _load(source, chart_directory, warn=False)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        f_helm = pool.submit(common.helm)
+        client = SETTINGS.client()
+        helm = f_helm.result()
+    plan = compute(client, helm, state, chart, progress=progress)
+    _warn(state)
+    return plan, client, helm
 
 
 def _show_plan(plan: Plan) -> None:
@@ -95,7 +123,7 @@ def diff(
     output: OutputOpt = "text",
     chart_directory: common.ChartDirOpt = None,
 ) -> None:
-    """Show how the cluster differs from the desired state. Exit 0 in sync, 1 differences.
+    """Show how the cluster differs from the desired state.
 
     Renders the chart at the pinned version with the values, adds node configs, policies
     and extra objects, runs the validators and compares every object through a server-side
@@ -104,14 +132,11 @@ def diff(
     """
     from ciliumctl.errors import CiliumctlError
     from ciliumctl.reconcile.errors import ReconcileDiffError
-    from ciliumctl.reconcile.plan import compute
 
     try:
         fmt = _output(output)
-        state, chart = _load(source, chart_directory)
-        client = SETTINGS.client()
         with err_console().status("[cyan]comparing") as status:
-            plan = compute(client, common.helm(), state, chart, progress=ProgressReporter(status))
+            plan, _, _ = _plan(source, chart_directory, ProgressReporter(status))
     except ReconcileDiffError:
         raise
     except CiliumctlError as exc:
@@ -153,26 +178,32 @@ def apply(
     output: OutputOpt = "text",
     chart_directory: common.ChartDirOpt = None,
 ) -> None:
-    """Make the cluster match the desired state (staged, with pruning and health checks)."""
+    """Make the cluster match the desired state.
+
+    Staged: CRDs; namespaces, service accounts, RBAC, ConfigMaps; the chart through Helm;
+    workloads (then a wait for health); custom resources; prune; the inventory.
+    """
     from ciliumctl.reconcile import apply as domain
 
     fmt = _output(output)
     do_prune = _truthy(prune, "--prune")
     seconds = common.parse_duration(wait_duration)
-    state, chart = _load(source, chart_directory)
-    client = SETTINGS.client()
     with err_console().status("[cyan]reconciling") as status:
+        progress = ProgressReporter(status)
+        plan, client, helm = _plan(source, chart_directory, progress)
+        state = plan.state
         result = domain.apply(
             client,
-            common.helm(),
+            helm,
             state,
-            chart,
+            common.target(chart_directory).chart,
+            plan=plan,
             prune=do_prune,
             dry_run=dry_run,
             wait=wait,
             timeout=seconds,
             restart_on_config_change=restart_on_config_change,
-            progress=ProgressReporter(status),
+            progress=progress,
         )
     if fmt is OutputFormat.JSON:
         emit(result.as_dict(), fmt)
@@ -231,7 +262,7 @@ def watch(
     wait_duration: common.WaitDurationOpt = "5m0s",
     chart_directory: common.ChartDirOpt = None,
 ) -> None:
-    """Reconcile in a loop: detect drift, report it (warn) or correct it; stop on SIGTERM."""
+    """Reconcile in a loop (warn about or correct drift) until SIGTERM."""
     import signal
     import threading
     from datetime import datetime
@@ -312,7 +343,7 @@ def export(
     ] = None,
     chart_directory: common.ChartDirOpt = None,
 ) -> None:
-    """Print an Argo CD Application or Flux HelmRelease for the same desired state."""
+    """Print the desired state as an Argo CD Application or a Flux HelmRelease."""
     from ciliumctl.errors import UsageError
     from ciliumctl.reconcile import export as domain
 

@@ -213,6 +213,44 @@ def detected_values(client: PlanClient) -> dict[str, Any]:
     return found
 
 
+def chart_crds(chart: Path) -> list[Obj]:
+    """The chart's CRDs (what ``helm template --include-crds`` adds), parsed once per file
+    content and cached as JSON: the policy CRDs are large and YAML is slow to build."""
+    import hashlib
+    import json
+    import os
+
+    from ciliumctl import yamlio
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ciliumctl" / "crds"
+    out: list[Obj] = []
+    for path in sorted((chart / "crds").glob("*.yaml")):
+        data = path.read_bytes()
+        cached = cache / f"{hashlib.sha256(data).hexdigest()}.json"
+        try:
+            docs = json.loads(cached.read_text())
+        except (OSError, ValueError):
+            docs = [d for d in yamlio.load_all(data) if isinstance(d, dict)]
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(docs))
+                tmp.replace(cached)
+            except OSError:
+                pass  # a read-only home: parse every time
+        out += [d for d in docs if isinstance(d, dict)]
+    return out
+
+
+def _render(renderer: Renderer, state: DesiredState, chart: Path, values: dict[str, Any],
+            kube_version: str | None) -> list[Obj]:  # fmt: skip
+    rendered = renderer.template(
+        state.release, state.namespace, chart, values, include_crds=False,
+        kube_version=kube_version,
+    )  # fmt: skip
+    return [*chart_crds(chart), *rendered]
+
+
 # ----------------------------------------------------------------------------- compare
 def _fix_scope(client: PlanClient, obj: Obj, default_namespace: str) -> Obj:
     """Drop metadata.namespace of cluster-scoped kinds; default it for namespaced ones."""
@@ -329,15 +367,7 @@ def compute(
         f_inventory = pool.submit(inv.read, client, state.namespace, state.inventory)
         values = chart_values(state, f_detect.result() if f_detect else detected or {})
         progress(f"rendering the chart for Cilium {state.version}")
-        f_render = pool.submit(
-            renderer.template,
-            state.release,
-            state.namespace,
-            chart,
-            values,
-            include_crds=True,
-            kube_version=f_kube.result(),
-        )
+        f_render = pool.submit(_render, renderer, state, chart, values, f_kube.result())
         user_items = []
         for user in state.objects:
             obj = mark(

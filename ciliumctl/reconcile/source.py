@@ -13,6 +13,7 @@ directory is refused before anything is applied.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -151,6 +152,25 @@ def load(
     default_namespace: str = "kube-system",
 ) -> DesiredState:
     """Read and check the desired-state directory; raise :class:`DesiredStateError`."""
+    state = load_config(
+        directory, chart, default_release=default_release, default_namespace=default_namespace
+    )
+    load_sections(state)
+    return state
+
+
+def load_config(
+    directory: str | Path,
+    chart: Path,
+    *,
+    default_release: str = "cilium",
+    default_namespace: str = "kube-system",
+) -> DesiredState:
+    """The first half of :func:`load`: cilium.yaml and the values (checked), no sections.
+
+    Enough to render the chart, so callers can render while :func:`load_sections` reads
+    and validates the node configs, policies and extra objects.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise DesiredStateError(
@@ -172,20 +192,78 @@ def load(
     if problems.problems:
         raise DesiredStateError(problems.problems)
     assert state is not None
+    return state
+
+
+def load_sections(state: DesiredState) -> None:
+    """The second half of :func:`load`: nodeconfigs/, policies/ and extra/, validated."""
+    problems = _Collector()
     for section in SECTIONS:
-        folder = root / section
+        folder = state.directory / section
         if not folder.exists():
             continue
         if not folder.is_dir():
             problems.add(str(folder), "must be a directory of .yaml files")
             continue
         for path in sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")):
-            _read_section_file(state, section, path, problems)
+            if section != "policies" or not _read_fast(state, section, path):
+                _read_section_file(state, section, path, problems)
     _check_policies(state, problems)
     _check_duplicates(state, problems)
     if problems.problems:
         raise DesiredStateError(problems.problems)
-    return state
+
+
+class _DuplicateKeyError(Exception):
+    """A mapping repeats a key (the line-tracking parser then reports where)."""
+
+
+def _strict_loader() -> Any:
+    import yaml
+
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Strict(base):  # type: ignore[misc]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            keys = [k.value for k, _ in node.value if hasattr(k, "value")]
+            if len(keys) != len(set(map(str, keys))):
+                raise _DuplicateKeyError
+            return super().construct_mapping(node, deep=deep)
+
+    Strict.add_constructor("tag:yaml.org,2002:map", Strict.construct_yaml_map)
+    return Strict
+
+
+def _read_fast(state: DesiredState, section: str, path: Path) -> bool:
+    """Read a file with libyaml (policies come by the dozen); False when it needs the
+    line-tracking parser, which then reports every problem with its line."""
+    import yaml
+
+    from ciliumctl.validators.yamlsrc import split_documents
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        loader = _strict_loader()
+        docs = [(start, yaml.load(chunk, Loader=loader)) for start, chunk in split_documents(text)]  # noqa: S506
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, _DuplicateKeyError, ValueError, TypeError):
+        return False
+    trial = _Collector()
+    objects, warnings = len(state.objects), len(state.warnings)
+    for index, (start, data) in enumerate(docs):
+        if data is None:
+            continue
+        doc = Document(source=str(path), index=index, start_line=start)
+        items = data.get("items") if isinstance(data, dict) else None
+        if str((data or {}).get("kind", "")).endswith("List") and isinstance(items, list):
+            for item_index, item in enumerate(items):
+                _add_object(state, section, item, str(path), doc, ("items", item_index), trial)
+        else:
+            _add_object(state, section, data, str(path), doc, (), trial)
+    if trial.problems:
+        del state.objects[objects:]
+        del state.warnings[warnings:]
+        return False
+    return True
 
 
 def _read_config(path: Path, problems: _Collector) -> tuple[dict[str, Any], Document | None]:
@@ -563,32 +641,46 @@ def _check_cnc(
 
 
 def _check_policies(state: DesiredState, problems: _Collector) -> None:
-    """Run the CNP/CCNP validator (schema + agent rules); its errors stop a reconcile."""
-    from ciliumctl import yamlio
-    from ciliumctl.validators.cnp import validate_texts
+    """Run the CNP/CCNP validator (schema + agent rules); its errors stop a reconcile.
+
+    The parsed objects are validated first; only files with findings are validated again
+    as text, which gives every finding its line.
+    """
+    from ciliumctl.validators.cnp import validate_cluster, validate_texts
 
     policies = state.section("policies")
     if not policies:
         return
-    by_file: dict[str, list[dict[str, Any]]] = {}
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    origins: dict[tuple[str, str, str], str] = {}
     for item in policies:
         assert item.origin is not None
-        by_file.setdefault(item.origin.file, []).append(item.obj)
-    # Validate the files as written so findings carry the user's line numbers.
+        by_kind.setdefault(item.key.kind, []).append(copy.deepcopy(item.obj))
+        origins[(item.key.kind, item.key.namespace, item.key.name)] = item.origin.file
+    quick = validate_cluster(_Objects(by_kind))
+    flagged = sorted(
+        {
+            origins.get((f.kind or "", f.namespace or "", f.name or ""), "")
+            for f in quick.findings
+            if f.severity in (Severity.ERROR, Severity.WARNING)
+        }
+        - {""}
+    )
+    if not flagged:
+        return
     texts = []
-    for file in by_file:
+    for file in flagged:
         try:
             texts.append((file, Path(file).read_text(encoding="utf-8")))
-        except OSError:
-            texts.append((file, yamlio.dump_all(by_file[file])))
-    report = validate_texts(texts)
-    for finding in report.findings:
+        except OSError as exc:
+            problems.add(file, f"cannot read: {exc}")
+    for finding in validate_texts(texts).findings:
+        if finding.severity is Severity.WARNING:
+            state.warnings.append(
+                f"{finding.file}:{finding.line or ''} {format_path(finding.path)}: "
+                f"{finding.message}"
+            )
         if finding.severity is not Severity.ERROR:
-            if finding.severity is Severity.WARNING:
-                state.warnings.append(
-                    f"{finding.file}:{finding.line or ''} {format_path(finding.path)}: "
-                    f"{finding.message}"
-                )
             continue
         problems.problems.append(
             Problem(
@@ -598,6 +690,18 @@ def _check_policies(state: DesiredState, problems: _Collector) -> None:
                 finding.line,
             )
         )
+
+
+class _Objects:
+    """Parsed policies served as the validator's ``--from-cluster`` lister."""
+
+    def __init__(self, by_kind: dict[str, list[dict[str, Any]]]) -> None:
+        self.by_kind = by_kind
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self.by_kind.get(kind, [])
 
 
 def _check_duplicates(state: DesiredState, problems: _Collector) -> None:

@@ -154,6 +154,20 @@ class FakeCluster:
         return {}
 
 
+def fake_chart(root: Path, objects: list[Obj]) -> Path:
+    """A chart directory whose crds/ holds the CRDs among ``objects`` (values from ours)."""
+    from ciliumctl.versions import chart_dir
+
+    chart = root / "_chart"
+    (chart / "crds").mkdir(parents=True, exist_ok=True)
+    for name in ("values.yaml", "unmodelled-keys.txt", "Chart.yaml"):
+        if (chart_dir() / name).exists() and not (chart / name).exists():
+            (chart / name).symlink_to(chart_dir() / name)
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    (chart / "crds" / "crds.yaml").write_text(yamlio.dump_all(crds))
+    return chart
+
+
 class FakeHelm:
     """Renders a fixed list of objects; install/upgrade stores them and a release record."""
 
@@ -175,7 +189,11 @@ class FakeHelm:
         kube_version: str | None = None,
         api_versions: list[str] | None = None,
     ) -> list[Obj]:
-        return copy.deepcopy(self.objects)
+        return [
+            copy.deepcopy(o)
+            for o in self.objects
+            if include_crds or o["kind"] != "CustomResourceDefinition"
+        ]
 
     def install_or_upgrade(
         self, release: str, namespace: str, chart: Path, values: dict[str, Any], **kwargs: Any

@@ -17,7 +17,7 @@ from ciliumctl.reconcile.objects import INVENTORY_ANNOTATION, PRUNE_ANNOTATION, 
 from ciliumctl.reconcile.source import DesiredState, load
 from ciliumctl.versions import chart_dir
 
-from .fakes import FakeCluster, FakeHelm
+from .fakes import FakeCluster, FakeHelm, fake_chart
 
 NS = "kube-system"
 CHART = [
@@ -49,6 +49,7 @@ CHART = [
 
 
 def directory(tmp_path: Path, policies: dict[str, str] | None = None) -> Path:
+    fake_chart(tmp_path, CHART)
     (tmp_path / "cilium.yaml").write_text("version: 1.18.5\n")
     for name, text in (policies or {}).items():
         path = tmp_path / "policies" / name
@@ -78,7 +79,7 @@ def world(tmp_path: Path) -> tuple[FakeCluster, FakeHelm, DesiredState]:
 
 
 def compute(cluster: FakeCluster, helm: FakeHelm, state: DesiredState) -> planning.Plan:
-    return planning.compute(cluster, helm, state, chart_dir())
+    return planning.compute(cluster, helm, state, state.directory / "_chart")
 
 
 def actions(plan: planning.Plan) -> dict[str, str]:
@@ -88,7 +89,7 @@ def actions(plan: planning.Plan) -> dict[str, str]:
 def run_apply(
     cluster: FakeCluster, helm: FakeHelm, state: DesiredState, **kw: Any
 ) -> applying.ApplyResult:
-    return applying.apply(cluster, helm, state, chart_dir(), wait=False, **kw)
+    return applying.apply(cluster, helm, state, state.directory / "_chart", wait=False, **kw)
 
 
 def test_empty_cluster_everything_created(
@@ -260,7 +261,7 @@ def test_rejected_object_names_its_file(world: tuple[FakeCluster, FakeHelm, Desi
 def test_object_rendered_by_the_chart_is_refused(tmp_path: Path) -> None:
     cluster = FakeCluster()
     helm = FakeHelm(cluster, CHART)
-    (tmp_path / "cilium.yaml").write_text("version: 1.18.5\n")
+    directory(tmp_path)
     (tmp_path / "extra").mkdir()
     (tmp_path / "extra" / "cm.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\n"

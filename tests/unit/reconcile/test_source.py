@@ -222,3 +222,36 @@ def test_ignore_rules_are_checked(tmp_path: Path) -> None:
         "ignoreDifferences[2].jsonPointer: unknown key (did you mean 'jsonPointers'?)" in f
         for f in found
     )
+
+
+def test_duplicate_key_in_a_policy_is_reported_with_its_line(tmp_path: Path) -> None:
+    policy = """\
+        apiVersion: cilium.io/v2
+        kind: CiliumNetworkPolicy
+        metadata: {name: p, namespace: app}
+        spec:
+          endpointSelector: {matchLabels: {app: a}}
+          endpointSelector: {matchLabels: {app: b}}
+        """
+    root = write(tmp_path, {"cilium.yaml": "version: 1.18.5\n", "policies/p.yaml": policy})
+    found = problems(root)
+    assert any(
+        f.startswith(f"{root / 'policies/p.yaml'}:6: spec.endpointSelector: key appears")
+        for f in found
+    ), found
+
+
+def test_policy_warnings_carry_their_line(tmp_path: Path) -> None:
+    policy = """\
+        apiVersion: cilium.io/v2
+        kind: CiliumNetworkPolicy
+        metadata: {name: p, namespace: app}
+        spec:
+          endpointSelector: {}
+        """
+    root = write(tmp_path, {"cilium.yaml": "version: 1.18.5\n", "policies/p.yaml": policy})
+    state = load(root, chart_dir())
+    assert [o.key.name for o in state.objects] == ["p"]
+    assert any(
+        w.startswith(f"{root / 'policies/p.yaml'}:5 spec.endpointSelector") for w in state.warnings
+    ), state.warnings

@@ -85,7 +85,7 @@ def test_loop_warns_then_corrects_with_events(tmp_path: Path) -> None:
             lambda: load(root, chart_dir()),
             cluster,
             helm,
-            chart_dir(),
+            root / "_chart",
             root,
             options,
             threading.Event(),
@@ -112,6 +112,7 @@ def test_loop_warns_then_corrects_with_events(tmp_path: Path) -> None:
 def test_loop_survives_errors_and_stops(tmp_path: Path) -> None:
     cluster = EventCluster()
     helm = FakeHelm(cluster, CHART)
+    directory(tmp_path)
     (tmp_path / "cilium.yaml").write_text("version: 1.16.0\n")
     logs: list[str] = []
     metrics = watch.Metrics()
@@ -121,7 +122,7 @@ def test_loop_survives_errors_and_stops(tmp_path: Path) -> None:
         lambda: load(tmp_path, chart_dir()),
         cluster,
         helm,
-        chart_dir(),
+        tmp_path / "_chart",
         tmp_path,
         options,
         stop,
@@ -137,7 +138,7 @@ def test_loop_survives_errors_and_stops(tmp_path: Path) -> None:
             lambda: load(tmp_path, chart_dir()),
             cluster,
             helm,
-            chart_dir(),
+            tmp_path / "_chart",
             tmp_path,
             options,
             stop,
