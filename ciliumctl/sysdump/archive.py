@@ -72,7 +72,11 @@ class ArchiveWriter:
     def __init__(self, path: Path, root: str, *, compresslevel: int = 6) -> None:
         self.path = path
         self.root = check_entry_name(root)
+        self.compresslevel = compresslevel
+        #: Held while one entry is written (the zip is a sequence of whole entries).
         self._lock = threading.Lock()
+        #: Guards the names only, so choosing a name never waits for another entry's copy.
+        self._names_lock = threading.Lock()
         self._names: set[str] = set()
         self.entries: list[str] = []
         self.bytes_written = 0
@@ -93,7 +97,7 @@ class ArchiveWriter:
 
     def unique(self, name: str) -> str:
         """``name``, or ``name`` with a numeric suffix if an entry of that name exists."""
-        with self._lock:
+        with self._names_lock:
             candidate, n = name, 1
             while f"{self.root}/{candidate}" in self._names:
                 n += 1
@@ -146,16 +150,20 @@ class ArchiveWriter:
 
     def _claim(self, name: str) -> str:
         full = check_entry_name(f"{self.root}/{name}")
-        if full in self._names:
-            raise ArchiveError(f"duplicate archive entry {full!r}")
-        self._names.add(full)
-        self.entries.append(full)
+        with self._names_lock:
+            if full in self._names:
+                raise ArchiveError(f"duplicate archive entry {full!r}")
+            self._names.add(full)
+            self.entries.append(full)
         return full
 
-    @staticmethod
-    def _info(name: str, size: int) -> zipfile.ZipInfo:
+    def _info(self, name: str, size: int) -> zipfile.ZipInfo:
         info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
         info.compress_type = zipfile.ZIP_DEFLATED
+        # ZipFile's own compresslevel is not applied to a ZipInfo passed in; the slot is
+        # _compresslevel before Python 3.13 and compress_level since.
+        slot = "compress_level" if hasattr(info, "compress_level") else "_compresslevel"
+        setattr(info, slot, self.compresslevel)
         info.file_size = size
         info.external_attr = 0o600 << 16
         return info
