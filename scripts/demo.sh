@@ -43,6 +43,12 @@ cilium config node list
 cilium config node effective kwok-node-0 --overrides-only
 cilium config node plan
 
+step "cilium sysdump --quick: a redacted troubleshooting archive and its summary"
+rm -f demo-sysdump.zip
+cilium sysdump --quick --output-filename demo-sysdump
+python -c "import zipfile; z = zipfile.ZipFile('demo-sysdump.zip'); \
+print(z.read(next(n for n in z.namelist() if n.endswith('index.md'))).decode())"
+
 cat <<'NEXT'
 
 Next commands to try:

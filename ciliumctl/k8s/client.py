@@ -428,13 +428,15 @@ class Client:
         timeout: float = 60.0,
     ) -> ExecResult:
         """Run ``command`` in a container and collect stdout, stderr and the exit code."""
-        from kubernetes.client import CoreV1Api
+        from kubernetes.client import ApiClient, CoreV1Api
         from kubernetes.client.exceptions import ApiException
         from kubernetes.stream import stream
         from kubernetes.stream.ws_client import ERROR_CHANNEL
 
         what = f"exec in pod {namespace}/{pod}" + (f" container {container}" if container else "")
-        api = CoreV1Api(self.api_client)
+        # kubernetes.stream swaps the ApiClient's request method while it connects, which
+        # would leak into concurrent requests on the shared client: use a private one.
+        api = CoreV1Api(ApiClient(self.api_client.configuration))
         kwargs: dict[str, Any] = {
             "command": command,
             "stdin": stdin is not None,
