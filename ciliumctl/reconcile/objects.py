@@ -339,16 +339,28 @@ def is_subset(desired: Any, live: Any) -> bool:
     return bool(desired == live) and type(desired) is type(live)
 
 
-def unchanged_fast(prepared: Obj, live: Obj) -> bool:
-    """True when a server-side apply of ``prepared`` (as ciliumctl) is certainly a no-op.
+def unchanged_fast(prepared: Obj, live: Obj, field_manager: str = "ciliumctl") -> bool:
+    """True when a server-side apply of ``prepared`` (as ``field_manager``) is certainly a
+    no-op, so the dry run can be skipped.
 
-    That holds when ciliumctl last applied exactly this desired object (the hash annotation
-    matches, so ciliumctl owns no field the object lacks) and every desired field already
-    has its value live (so nothing is set). Anything else needs the dry run.
+    Every desired field must already hold its value live (nothing would be set), and the
+    apply must not remove anything: either ciliumctl last applied exactly this desired
+    object (the hash annotation matches, so it owns no field the object lacks) or it has
+    never applied the object (no ``Apply`` entry of its own in managedFields). Anything
+    else needs the dry run.
     """
+    if not is_subset(prepared, live):
+        return False
     wanted = ((prepared.get("metadata") or {}).get("annotations") or {}).get(HASH_ANNOTATION)
     current = ((live.get("metadata") or {}).get("annotations") or {}).get(HASH_ANNOTATION)
-    return wanted is not None and wanted == current and is_subset(prepared, live)
+    if wanted is not None:
+        return bool(wanted == current)
+    managed = (live.get("metadata") or {}).get("managedFields") or []
+    return not any(
+        m.get("manager") == field_manager and m.get("operation") == "Apply"
+        for m in managed
+        if isinstance(m, dict)
+    )
 
 
 # ----------------------------------------------------------------------------- display

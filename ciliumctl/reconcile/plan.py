@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import hashlib
+import json
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -216,39 +220,107 @@ def detected_values(client: PlanClient) -> dict[str, Any]:
 def chart_crds(chart: Path) -> list[Obj]:
     """The chart's CRDs (what ``helm template --include-crds`` adds), parsed once per file
     content and cached as JSON: the policy CRDs are large and YAML is slow to build."""
-    import hashlib
-    import json
-    import os
-
     from ciliumctl import yamlio
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ciliumctl" / "crds"
     out: list[Obj] = []
     for path in sorted((chart / "crds").glob("*.yaml")):
         data = path.read_bytes()
-        cached = cache / f"{hashlib.sha256(data).hexdigest()}.json"
+        cached = _cache_dir("crds") / f"{hashlib.sha256(data).hexdigest()}.json"
         try:
             docs = json.loads(cached.read_text())
         except (OSError, ValueError):
             docs = [d for d in yamlio.load_all(data) if isinstance(d, dict)]
-            try:
-                cache.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(docs))
-                tmp.replace(cached)
-            except OSError:
-                pass  # a read-only home: parse every time
+            _write_cache(cached, docs, keep=256)
         out += [d for d in docs if isinstance(d, dict)]
     return out
 
 
-def _render(renderer: Renderer, state: DesiredState, chart: Path, values: dict[str, Any],
-            kube_version: str | None) -> list[Obj]:  # fmt: skip
-    rendered = renderer.template(
-        state.release, state.namespace, chart, values, include_crds=False,
-        kube_version=kube_version,
-    )  # fmt: skip
+def _render(
+    renderer: Renderer,
+    state: DesiredState,
+    chart: Path,
+    values: dict[str, Any],
+    kube_version: str | None,
+) -> list[Obj]:
+    """The chart's objects for ``values``: from the render cache, or rendered by Helm."""
+    key = _render_key(renderer, state, chart, values, kube_version)
+    cached = _cache_dir("renders") / f"{key}.json"
+    try:
+        rendered: list[Obj] = json.loads(cached.read_text())
+    except (OSError, ValueError):
+        rendered = renderer.template(
+            state.release, state.namespace, chart, values, include_crds=False,
+            kube_version=kube_version,
+        )  # fmt: skip
+        stripped = _without_secrets(rendered, state.ignore)
+        if stripped is not None:
+            _write_cache(cached, stripped)
     return [*chart_crds(chart), *rendered]
+
+
+def _render_key(
+    renderer: Renderer,
+    state: DesiredState,
+    chart: Path,
+    values: dict[str, Any],
+    kube_version: str | None,
+) -> str:
+    """Everything a render depends on: chart files, values, release, namespace, cluster
+    version, the helm binary and the ignore rules (they decide what the cache strips)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in chart.rglob("*") if p.is_file() and "crds" not in p.parts):
+        digest.update(str(path.relative_to(chart)).encode() + b"\0" + path.read_bytes() + b"\0")
+    executable = str(getattr(renderer, "executable", type(renderer).__name__))
+    try:
+        stamp = os.stat(executable).st_mtime_ns
+    except OSError:
+        stamp = 0
+    rules = [(r.kind, r.group, r.name, r.namespace, r.pointers) for r in state.ignore]
+    extra = [values, state.release, state.namespace, kube_version, executable, stamp, rules]
+    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _without_secrets(rendered: list[Obj], rules: list[IgnoreRule]) -> list[Obj] | None:
+    """The render with every ignored field removed, if that leaves no Secret value in it
+    (the Hubble certificates are ignored; a Secret carrying anything else is never cached)."""
+    out = []
+    for obj in rendered:
+        if (
+            obj.get("kind") in ("Secret", "ConfigMap")
+            and group_of(str(obj.get("apiVersion"))) == ""
+        ):
+            obj = normalize(obj, rules)
+            if obj.get("kind") == "Secret" and (obj.get("data") or obj.get("stringData")):
+                return None
+        out.append(obj)
+    return out
+
+
+#: Overrides where renders and parsed CRDs are cached (default ~/.cache/ciliumctl/reconcile).
+CACHE_ENV = "CILIUMCTL_RECONCILE_CACHE"
+
+
+def _cache_dir(kind: str) -> Path:
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root) / kind
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return home / "ciliumctl" / "reconcile" / kind
+
+
+def _write_cache(path: Path, data: Any, keep: int = 32) -> None:
+    """Write atomically; keep the ``keep`` newest entries; a read-only cache is no error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+        entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-keep]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 # ----------------------------------------------------------------------------- compare
@@ -304,15 +376,16 @@ def compare(
     assert live is None or isinstance(live, dict)
     prepared = respect_ignored(obj, live, rules)
     change = Change(key, api_version, "unchanged", item.source, via, origin, "", prepared, live)
-    if via == "ssa" and live is not None and unchanged_fast(prepared, live):
-        return change
-    try:
-        answer = client.apply(prepared, force=True, dry_run=True)
-    except NotFoundError:
-        if live is not None:
-            raise
-        # The kind or namespace does not exist yet: both come earlier in the same apply.
-        answer = prepared
+    if live is not None and unchanged_fast(prepared, live):
+        answer: Obj = live  # the server would answer with the live object: no request
+    else:
+        try:
+            answer = client.apply(prepared, force=True, dry_run=True)
+        except NotFoundError:
+            if live is not None:
+                raise
+            # The kind or namespace does not exist yet: both come earlier in the same apply.
+            answer = prepared
     if live is None:
         change.action = "created"
         change.diff = unified_diff(key, None, normalize(answer))

@@ -228,6 +228,8 @@ def test_chart_object_dropped_by_the_render_is_deleted_by_helm(
     cluster, helm, state = world
     run_apply(cluster, helm, state)
     helm.objects = [o for o in CHART if o["kind"] != "DaemonSet"]
+    (state.directory / "_chart" / "Chart.yaml").unlink()  # a new chart version
+    (state.directory / "_chart" / "Chart.yaml").write_text("version: 2\n")
     plan = compute(cluster, helm, state)
     (gone,) = plan.drifted
     assert (str(gone.key), gone.action, gone.via) == (
@@ -305,3 +307,44 @@ def test_config_change_detection(world: tuple[FakeCluster, FakeHelm, DesiredStat
     assert applying.config_changed(compute(cluster, helm, state))
     run_apply(cluster, helm, state)
     assert not applying.config_changed(compute(cluster, helm, state))
+
+
+class CountingHelm(FakeHelm):
+    renders = 0
+
+    def template(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        self.renders += 1
+        return super().template(*args, **kwargs)
+
+
+def test_render_cache_holds_no_secret_values(
+    world: tuple[FakeCluster, FakeHelm, DesiredState], cache_home: Path
+) -> None:
+    cluster, _, state = world
+    helm = CountingHelm(cluster, CHART)
+    run_apply(cluster, helm, state)
+    renders = helm.renders
+    assert compute(cluster, helm, state).in_sync
+    assert helm.renders == renders  # the same chart, values and cluster: no new render
+    (cached,) = (cache_home / "renders").glob("*.json")
+    text = cached.read_text()
+    assert "hubble-server-certs" in text
+    for value in ("Q0E=", "Q0VSVA==", "S0VZ"):
+        assert value not in text
+    # a Secret with a value no rule ignores makes the render uncacheable
+    token = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "token", "namespace": NS},
+        "data": {"token": "c2VjcmV0"},
+    }
+    helm.objects = [*CHART, token]
+    (state.directory / "_chart" / "values.yaml").unlink()
+    (state.directory / "_chart" / "values.yaml").symlink_to(chart_dir() / "values.yaml")
+    (state.directory / "_chart" / "extra.txt").write_text("changed chart")
+    plan = compute(cluster, helm, state)
+    assert any(c.key.name == "token" and c.action == "created" for c in plan.changes)
+    assert all("c2VjcmV0" not in p.read_text() for p in cached.parent.glob("*.json"))
+    renders = helm.renders
+    compute(cluster, helm, state)
+    assert helm.renders == renders + 1  # not cached: rendered again
