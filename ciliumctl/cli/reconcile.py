@@ -248,7 +248,7 @@ def watch(
     metrics_addr: Annotated[
         str,
         typer.Option("--metrics-addr", help="Serve Prometheus metrics on HOST:PORT ('' for none)."),
-    ] = "127.0.0.1:9962",
+    ] = "127.0.0.1:9097",
     prune: Annotated[
         str,
         typer.Option("--prune", is_flag=False, flag_value="true", help="Prune in correct mode."),

@@ -241,21 +241,26 @@ def _render(
     chart: Path,
     values: dict[str, Any],
     kube_version: str | None,
-) -> list[Obj]:
-    """The chart's objects for ``values``: from the render cache, or rendered by Helm."""
+) -> list[tuple[Obj, bool]]:
+    """The chart's objects for ``values``, each with whether it is partial: from the render
+    cache (ignored fields left out), or rendered by Helm."""
     key = _render_key(renderer, state, chart, values, kube_version)
     cached = _cache_dir("renders") / f"{key}.json"
+    crds = [(crd, False) for crd in chart_crds(chart)]
     try:
-        rendered: list[Obj] = json.loads(cached.read_text())
-    except (OSError, ValueError):
-        rendered = renderer.template(
-            state.release, state.namespace, chart, values, include_crds=False,
-            kube_version=kube_version,
-        )  # fmt: skip
-        stripped = _without_secrets(rendered, state.ignore)
-        if stripped is not None:
-            _write_cache(cached, stripped)
-    return [*chart_crds(chart), *rendered]
+        entry = json.loads(cached.read_text())
+        partial = set(entry["partial"])
+        return crds + [(o, i in partial) for i, o in enumerate(entry["objects"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    rendered = renderer.template(
+        state.release, state.namespace, chart, values, include_crds=False,
+        kube_version=kube_version,
+    )  # fmt: skip
+    stripped = _without_secrets(rendered, state.ignore)
+    if stripped is not None:
+        _write_cache(cached, stripped)
+    return crds + [(o, False) for o in rendered]
 
 
 def _render_key(
@@ -281,20 +286,24 @@ def _render_key(
     return digest.hexdigest()
 
 
-def _without_secrets(rendered: list[Obj], rules: list[IgnoreRule]) -> list[Obj] | None:
-    """The render with every ignored field removed, if that leaves no Secret value in it
-    (the Hubble certificates are ignored; a Secret carrying anything else is never cached)."""
-    out = []
-    for obj in rendered:
+def _without_secrets(rendered: list[Obj], rules: list[IgnoreRule]) -> dict[str, Any] | None:
+    """The render with every ignored field removed (and which objects lost fields), if that
+    leaves no Secret value in it: the Hubble certificates are ignored; a render with a
+    Secret carrying anything else is never cached."""
+    out, partial = [], []
+    for index, obj in enumerate(rendered):
         if (
             obj.get("kind") in ("Secret", "ConfigMap")
             and group_of(str(obj.get("apiVersion"))) == ""
         ):
-            obj = normalize(obj, rules)
-            if obj.get("kind") == "Secret" and (obj.get("data") or obj.get("stringData")):
+            kept = normalize(obj, rules)
+            if kept.get("kind") == "Secret" and (kept.get("data") or kept.get("stringData")):
                 return None
+            if kept != obj:
+                partial.append(index)
+            obj = kept
         out.append(obj)
-    return out
+    return {"objects": out, "partial": partial}
 
 
 #: Overrides where renders and parsed CRDs are cached (default ~/.cache/ciliumctl/reconcile).
@@ -378,6 +387,8 @@ def compare(
     change = Change(key, api_version, "unchanged", item.source, via, origin, "", prepared, live)
     if live is not None and unchanged_fast(prepared, live):
         answer: Obj = live  # the server would answer with the live object: no request
+    elif live is None and item.partial:
+        answer = prepared  # Helm creates it from a full render; its certificates are ignored
     else:
         try:
             answer = client.apply(prepared, force=True, dry_run=True)
@@ -515,14 +526,14 @@ def mark(obj: Obj, inventory: str) -> Obj:
 
 
 def _chart_items(
-    client: PlanClient, state: DesiredState, rendered: list[Obj]
+    client: PlanClient, state: DesiredState, rendered: list[tuple[Obj, bool]]
 ) -> list[tuple[DesiredObject, str]]:
     """The rendered objects: CRDs go through server-side apply, the rest through Helm."""
     items = []
-    for obj in rendered:
+    for obj, partial in rendered:
         if not obj.get("kind") or is_generated(group_of(str(obj["apiVersion"])), str(obj["kind"])):
             continue
-        item = DesiredObject(_fix_scope(client, obj, state.namespace), "chart")
+        item = DesiredObject(_fix_scope(client, obj, state.namespace), "chart", partial=partial)
         via = "ssa" if item.key.kind == "CustomResourceDefinition" else "helm"
         if via == "ssa":
             mark(item.obj, state.inventory)

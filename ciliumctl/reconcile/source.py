@@ -93,6 +93,8 @@ class DesiredObject:
     obj: dict[str, Any]
     source: str
     origin: Origin | None = None
+    #: From the render cache with ignored fields (certificates) left out: not creatable as is.
+    partial: bool = False
 
     @property
     def key(self) -> Key:

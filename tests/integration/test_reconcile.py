@@ -447,3 +447,26 @@ def test_watch_pulls_git_serves_metrics_and_stops_on_sigterm(
     reasons = {e["reason"] for e in events}
     assert {"InSync", "Synced"} <= reasons
     assert "SIGTERM: finishing the current step" in "".join(lines)
+
+
+def test_helm_release_stays_coherent_with_cilium_upgrade(
+    dev_cluster: DevCluster, client: Client, repo: Repo
+) -> None:
+    """`cilium upgrade` out of band is drift that reconcile reverts through Helm."""
+    upgraded = run(
+        dev_cluster, "upgrade", "--set", "debug.enabled=true", "--wait", "--wait-duration", "3m"
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    diff = run(dev_cluster, "reconcile", "diff", "--source", str(repo.source))
+    assert diff.returncode == 1
+    assert "changed ConfigMap kube-system/cilium-config" in diff.stdout
+    result = run(dev_cluster, "reconcile", "apply", "--source", str(repo.source))
+    assert result.returncode == 0, result.stderr
+    assert "Helm upgrade: release cilium" in result.stdout
+    history = helm_history(dev_cluster)
+    assert history[-1]["description"] == "cilium reconcile 1.18.5 -> 1.18.5"
+    assert history[-2]["description"].startswith("cilium upgrade")
+    assert client.get("v1", "ConfigMap", "cilium-config", NS)["data"]["debug"] == "false"
+    assert run(dev_cluster, "reconcile", "diff", "--source", str(repo.source)).returncode == 0
+    dry = run(dev_cluster, "upgrade", "--dry-run", "--set", "debug.enabled=true")
+    assert dry.returncode == 0 and "cilium-config" in dry.stdout

@@ -331,6 +331,19 @@ def test_render_cache_holds_no_secret_values(
     assert "hubble-server-certs" in text
     for value in ("Q0E=", "Q0VSVA==", "S0VZ"):
         assert value not in text
+    # a certificate Secret deleted by hand: the cached render lacks its data, so it is not
+    # dry-run (the API server would refuse a TLS Secret without a certificate); Helm, which
+    # renders it in full, creates it
+    del cluster.objects[Key("", "Secret", NS, "hubble-server-certs")]
+    cluster.invalid["hubble-server-certs"] = [FieldCause("data[tls.crt]", "Required value")]
+    (gone,) = compute(cluster, helm, state).drifted
+    assert (str(gone.key), gone.action, gone.via) == (
+        "Secret kube-system/hubble-server-certs",
+        "created",
+        "helm",
+    )
+    assert run_apply(cluster, helm, state).helm_action == "upgrade"
+    del cluster.invalid["hubble-server-certs"]
     # a Secret with a value no rule ignores makes the render uncacheable
     token = {
         "apiVersion": "v1",
