@@ -32,6 +32,12 @@ fi
 step "cilium status --wait"
 cilium status --wait
 
+step "cilium reconcile apply --source examples/gitops (chart, values, node configs, policies)"
+cilium reconcile apply --source examples/gitops
+
+step "cilium reconcile diff --source examples/gitops (exit 0: the cluster matches the directory)"
+cilium reconcile diff --source examples/gitops
+
 step "cilium config view"
 cilium config view | head -20
 echo "..."

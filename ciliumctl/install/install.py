@@ -719,6 +719,13 @@ def uninstall(
                 p["metadata"]["name"]
                 for p in client.list("v1", "Pod", target.namespace, label_selector="k8s-app=cilium")
             ]
+            # A purged CRD lingers until the API server has deleted all its custom resources.
+            left += [
+                n
+                for n in removed["crds"]
+                if client.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", n)
+                is not None
+            ]
             if not left:
                 break
             progress(f"waiting for {len(left)} object(s) to go")

@@ -116,6 +116,21 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
 @pytest.fixture(scope="module", autouse=True)
 def clean(dev_cluster: DevCluster, client: Client) -> Iterator[None]:
     """No Cilium before the module, none after it, even when a test failed."""
+
+    # A previous module's `uninstall --purge` may still be deleting namespaces
+    # (cilium-secrets) and CRDs: the tests start from a settled cluster.
+    def settling() -> list[str]:
+        crds = client.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        return [
+            ns["metadata"]["name"]
+            for ns in client.list("v1", "Namespace")
+            if ns["metadata"].get("deletionTimestamp")
+        ] + [crd["metadata"]["name"] for crd in crds if crd["metadata"].get("deletionTimestamp")]
+
+    deadline = time.monotonic() + 300
+    while pending := settling():
+        assert time.monotonic() < deadline, f"still being deleted after 300 s: {pending}"
+        time.sleep(0.5)
     yield
     run(dev_cluster, "uninstall", "--wait", "--purge")
     client.delete("v1", "ConfigMap", INVENTORY, NS)
@@ -176,7 +191,8 @@ def test_empty_to_healthy(dev_cluster: DevCluster, client: Client, repo: Repo) -
     before = run(dev_cluster, "reconcile", "diff", "--source", str(repo.source), "-o", "json")
     assert before.returncode == 1, before.stderr
     plan = json.loads(before.stdout)
-    assert plan["summary"]["created"] == len(plan["objects"]) and plan["helmRelease"] is None
+    existing = [o for o in plan["objects"] if o["action"] != "created"]
+    assert not existing and plan["helmRelease"] is None, existing
     result = run(dev_cluster, "reconcile", "apply", "--source", str(repo.source))
     assert result.returncode == 0, result.stderr
     assert "Helm install: release cilium revision 1" in result.stdout
