@@ -7,10 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ciliumctl.cli import config, devcluster, hubble, install, preflight, status, validate, version
-from ciliumctl.cli import reconcile as reconcile_cli
-from ciliumctl.cli import sysdump as sysdump_cli
-from ciliumctl.cli import verify as verify_cli
 from ciliumctl.cli.context import SETTINGS
 
 app = typer.Typer(
@@ -53,20 +49,56 @@ def root(
     SETTINGS.debug = debug
 
 
-app.command("install")(install.install)
-app.command("upgrade")(install.upgrade)
-app.command("uninstall")(install.uninstall)
-app.command("status")(status.status)
-app.command("sysdump")(sysdump_cli.sysdump)
-app.command("version")(version.version)
-app.add_typer(config.app, name="config")
-app.add_typer(hubble.app, name="hubble")
-app.add_typer(devcluster.app, name="dev-cluster")
-app.add_typer(verify_cli.app, name="verify")
-app.add_typer(verify_cli.sbom_app, name="sbom")
-app.add_typer(validate.app, name="validate")
-app.add_typer(preflight.app, name="preflight")
-app.add_typer(reconcile_cli.app, name="reconcile")
+#: Sub-commands in `--help` order: name -> (module in ciliumctl.cli, attribute, is a group).
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "install": ("install", "install", False),
+    "upgrade": ("install", "upgrade", False),
+    "uninstall": ("install", "uninstall", False),
+    "status": ("status", "status", False),
+    "sysdump": ("sysdump", "sysdump", False),
+    "version": ("version", "version", False),
+    "config": ("config", "app", True),
+    "hubble": ("hubble", "app", True),
+    "dev-cluster": ("devcluster", "app", True),
+    "verify": ("verify", "app", True),
+    "sbom": ("verify", "sbom_app", True),
+    "validate": ("validate", "app", True),
+    "preflight": ("preflight", "app", True),
+    "reconcile": ("reconcile", "app", True),
+}
+#: Global options that take a value (to find the sub-command name in argv).
+_VALUE_OPTIONS = {"--context", "-n", "--namespace", "--kubeconfig", "--helm-release-name"}
+
+
+def _requested(args: list[str]) -> str | None:
+    """The sub-command named on the command line, if any."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in _VALUE_OPTIONS:
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg
+    return None
+
+
+def register(names: list[str] | None = None) -> None:
+    """Attach sub-commands to the app (all, or only ``names``): building every command's
+    click object costs more than the 0.2 s start-up budget once there are many of them."""
+    import importlib
+
+    for name, (module, attr, group) in COMMANDS.items():
+        if names is not None and name not in names:
+            continue
+        target = getattr(importlib.import_module(f"ciliumctl.cli.{module}"), attr)
+        if group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     from ciliumctl.errors import CiliumctlError
 
     args = sys.argv[1:] if argv is None else argv
+    requested = _requested(args)
+    register([requested] if requested in COMMANDS else None)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="cilium", standalone_mode=False)
