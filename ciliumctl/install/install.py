@@ -535,11 +535,13 @@ def upgrade(
     else:
         values = dict(user)
     values["ciliumVersion"] = norm
-    if "upgradeCompatibility" not in values and "upgradeCompatibility" not in previous:
-        original = _original_minor(helm, target)
+    if "upgradeCompatibility" not in values:
+        # Keep a pin from an earlier upgrade even when --reset-values drops the old values.
+        original = previous.get("upgradeCompatibility") or _original_minor(helm, target)
         if original is not None:
             values["upgradeCompatibility"] = original
-            notes.append(f"upgradeCompatibility={original} (the version first installed)")
+            if "upgradeCompatibility" not in previous:
+                notes.append(f"upgradeCompatibility={original} (the version first installed)")
     effective = merge(chart_defaults(target.chart), values)
     findings = check_user_values(
         merge(previous, user) if values_mode != "reset" else user,

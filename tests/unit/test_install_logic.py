@@ -223,3 +223,60 @@ def test_manifest_diff_labels_objects() -> None:
     assert "# ConfigMap n/a: changed" in diff and "-  k: '1'" in diff and "+  k: '2'" in diff
     assert "# Service gone: deleted" in diff and "# Secret new: created" in diff
     assert manifest_diff(old, old) == "# no changes\n"
+
+
+class FakeHelm:
+    """Just enough of the Helm adapter for upgrade's planning (dry runs)."""
+
+    def __init__(self, user_values: dict[str, Any], first_version: str = "1.17.12") -> None:
+        self.user_values = user_values
+        self.first_version = first_version
+
+    def status(self, release: str, namespace: str) -> dict[str, Any] | None:
+        return {"version": 3, "info": {"status": "deployed"}}
+
+    def get_values(
+        self, release: str, namespace: str, *, all_values: bool = False, revision: int | None = None
+    ) -> dict[str, Any]:
+        if revision == 1:
+            return {"ciliumVersion": self.first_version}
+        if all_values:
+            return {"ciliumVersion": "1.18.4", **self.user_values}
+        return dict(self.user_values)
+
+    def history(self, release: str, namespace: str) -> list[dict[str, Any]]:
+        return [{"revision": 1, "app_version": "1.18.5"}, {"revision": 3}]
+
+
+def _planned(helm: FakeHelm, mode: str, user: dict[str, Any] | None = None) -> dict[str, Any]:
+    from ciliumctl.install.install import Target, upgrade
+
+    outcome = upgrade(
+        None,
+        helm,
+        Target("cilium", "kube-system", chart_dir()),  # type: ignore[arg-type]
+        user or {},
+        version="1.18.5",
+        values_mode=mode,
+        dry_run_helm_values=True,
+    )
+    assert outcome.values is not None
+    return outcome.values
+
+
+def test_upgrade_pins_first_installed_minor() -> None:
+    values = _planned(FakeHelm({"debug": {"enabled": True}}), "reset-then-reuse")
+    assert values["upgradeCompatibility"] == "1.17"
+    assert values["debug"] == {"enabled": True}
+
+
+def test_reset_values_keeps_an_earlier_pin_but_drops_other_values() -> None:
+    helm = FakeHelm({"debug": {"enabled": True}, "upgradeCompatibility": "1.16"})
+    values = _planned(helm, "reset")
+    assert values["upgradeCompatibility"] == "1.16"
+    assert "debug" not in values
+
+
+def test_user_pin_wins() -> None:
+    values = _planned(FakeHelm({}), "reset-then-reuse", {"upgradeCompatibility": "1.18"})
+    assert values["upgradeCompatibility"] == "1.18"
