@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from ciliumctl import yamlio
 from ciliumctl.errors import CiliumctlError, UsageError
+from ciliumctl.helm.protocols import HelmRenderer, HelmWriter
 from ciliumctl.helm.values import diff_from_defaults, merge
 from ciliumctl.install import releases
 from ciliumctl.install.detect import Detection, detect
@@ -50,7 +51,7 @@ class ValuesCheckError(CiliumctlError):
         self.findings = findings
 
 
-class HelmLike(Protocol):
+class HelmLike(HelmRenderer, HelmWriter, Protocol):
     """The Helm operations install and upgrade use (see :class:`ciliumctl.helm.Helm`)."""
 
     def status(self, release: str, namespace: str) -> dict[str, Any] | None: ...
@@ -73,49 +74,6 @@ class HelmLike(Protocol):
         kube_version: str | None = None,
         api_versions: list[str] | None = None,
     ) -> str: ...
-
-    def template(
-        self,
-        release: str,
-        namespace: str,
-        chart: Path,
-        values: dict[str, Any],
-        *,
-        include_crds: bool = False,
-        is_upgrade: bool = False,
-        kube_version: str | None = None,
-        api_versions: list[str] | None = None,
-    ) -> list[dict[str, Any]]: ...
-
-    def install_or_upgrade(
-        self,
-        release: str,
-        namespace: str,
-        chart: Path,
-        values: dict[str, Any],
-        *,
-        reset_values: bool = False,
-        reuse_values: bool = False,
-        wait: bool = False,
-        timeout: str | None = None,
-        dry_run: bool = False,
-        description: str | None = None,
-        skip_crds: bool = False,
-    ) -> dict[str, Any]: ...
-
-    def rollback(
-        self,
-        release: str,
-        namespace: str,
-        revision: int | None = None,
-        *,
-        wait: bool = False,
-        timeout: str | None = None,
-    ) -> None: ...
-
-    def uninstall(
-        self, release: str, namespace: str, *, wait: bool = False, timeout: str | None = None
-    ) -> None: ...
 
 
 @dataclass

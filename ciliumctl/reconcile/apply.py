@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ciliumctl.errors import CiliumctlError
+from ciliumctl.helm.protocols import HelmRenderer, HelmWriter
 from ciliumctl.reconcile import inventory as inv
 from ciliumctl.reconcile.errors import ReconcileError
 from ciliumctl.reconcile.objects import STAGES, WORKLOAD_KINDS, Key, group_of
-from ciliumctl.reconcile.plan import Change, Plan, PlanClient, Renderer, compute
+from ciliumctl.reconcile.plan import Change, Plan, PlanClient, compute
 from ciliumctl.reconcile.source import DesiredState
 
 Progress = Callable[[str], None]
@@ -58,38 +59,8 @@ class ApplyClient(PlanClient, Protocol):
     def wait_ready(self, refs: list[Any], *, timeout: float, interval: float = 1.0) -> Any: ...
 
 
-class HelmInstaller(Renderer, Protocol):
+class HelmInstaller(HelmRenderer, HelmWriter, Protocol):
     """The Helm operations the chart part needs (see :class:`ciliumctl.helm.Helm`)."""
-
-    def install_or_upgrade(
-        self,
-        release: str,
-        namespace: str,
-        chart: Path,
-        values: dict[str, Any],
-        *,
-        reset_values: bool = False,
-        reuse_values: bool = False,
-        wait: bool = False,
-        timeout: str | None = None,
-        dry_run: bool = False,
-        description: str | None = None,
-        skip_crds: bool = False,
-    ) -> dict[str, Any]: ...
-
-    def rollback(
-        self,
-        release: str,
-        namespace: str,
-        revision: int | None = None,
-        *,
-        wait: bool = False,
-        timeout: str | None = None,
-    ) -> None: ...
-
-    def uninstall(
-        self, release: str, namespace: str, *, wait: bool = False, timeout: str | None = None
-    ) -> None: ...
 
 
 @dataclass

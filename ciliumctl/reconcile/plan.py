@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ciliumctl.errors import CiliumctlError
+from ciliumctl.helm.protocols import HelmRenderer
 from ciliumctl.reconcile import inventory as inv
 from ciliumctl.reconcile import release as rel
 from ciliumctl.reconcile.errors import DesiredStateError, Problem
@@ -85,21 +86,8 @@ class PlanClient(Protocol):
     def resource(self, api_version: str, kind: str) -> Any: ...
 
 
-class Renderer(Protocol):
-    """What the plan needs from Helm (see :class:`ciliumctl.helm.Helm`)."""
-
-    def template(
-        self,
-        release: str,
-        namespace: str,
-        chart: Path,
-        values: dict[str, Any],
-        *,
-        include_crds: bool = False,
-        is_upgrade: bool = False,
-        kube_version: str | None = None,
-        api_versions: list[str] | None = None,
-    ) -> list[dict[str, Any]]: ...
+#: What the plan needs from Helm (see :class:`ciliumctl.helm.Helm`).
+Renderer = HelmRenderer
 
 
 @dataclass
