@@ -38,6 +38,12 @@ ChartDirOpt = Annotated[
         "--chart-directory", help="Use this Helm chart directory instead of the bundled one."
     ),
 ]
+DryRunHelmValuesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run-helm-values", help="Print the non-default Helm values; change nothing."
+    ),
+]
 WaitDurationOpt = Annotated[
     str,
     typer.Option("--wait-duration", help="Maximum time to wait for readiness (e.g. 5m0s, 90s)."),

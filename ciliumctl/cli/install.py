@@ -38,12 +38,7 @@ def install(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the manifests; change nothing.")
     ] = False,
-    dry_run_helm_values: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run-helm-values", help="Print the non-default Helm values; change nothing."
-        ),
-    ] = False,
+    dry_run_helm_values: common.DryRunHelmValuesOpt = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for Cilium to be ready.")] = False,
     wait_duration: common.WaitDurationOpt = "5m0s",
     chart_directory: common.ChartDirOpt = None,
@@ -132,12 +127,7 @@ def upgrade(
         bool,
         typer.Option("--dry-run", help="Print a per-object diff of the upgrade; change nothing."),
     ] = False,
-    dry_run_helm_values: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run-helm-values", help="Print the non-default Helm values; change nothing."
-        ),
-    ] = False,
+    dry_run_helm_values: common.DryRunHelmValuesOpt = False,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait for readiness; roll back when it fails.")
     ] = True,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ciliumctl.cli import common
 from ciliumctl.cli.context import SETTINGS
 from ciliumctl.cli.output import OutputFormat, console, emit
 
@@ -284,17 +285,9 @@ def _print_system(report: SystemReport) -> None:
 
 @app.command("values")
 def values(
-    values_files: Annotated[
-        list[str] | None,
-        typer.Option("-f", "--values", help="Helm values file (YAML); repeatable."),
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Set Helm values (key=value[,key=value]); repeatable."),
-    ] = None,
-    set_string: Annotated[
-        list[str] | None, typer.Option("--set-string", help="Set Helm STRING values; repeatable.")
-    ] = None,
+    values_files: common.ValuesOpt = None,
+    set_: common.SetOpt = None,
+    set_string: common.SetStringOpt = None,
     to_version: Annotated[
         str | None,
         typer.Option(
@@ -316,7 +309,6 @@ def values(
     replacement), deprecated keys, upstream keys this chart ignores, and defaults that
     change for this configuration when upgrading from --from-version. Exit code 1 on errors.
     """
-    from ciliumctl.cli import common
     from ciliumctl.helm.values import merge
     from ciliumctl.install import releases
     from ciliumctl.install.install import chart_defaults, unmodelled_keys

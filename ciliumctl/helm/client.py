@@ -1,8 +1,8 @@
 """The Helm adapter: pyhelm3's command layer, run without a shell, as plain sync calls.
 
 pyhelm3 builds the helm command lines and parses their JSON; its runner uses a shell, so
-:class:`_ExecCommand` overrides it with ``create_subprocess_exec`` (no ``shell=True``
-anywhere in ciliumctl). Errors become :class:`HelmError` with helm's own message.
+:class:`_ExecCommand` overrides it with ``create_subprocess_exec``: no
+command of ciliumctl goes through a shell. Errors become :class:`HelmError` with helm's own message.
 """
 
 from __future__ import annotations

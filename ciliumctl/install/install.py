@@ -9,9 +9,11 @@ ready in time.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -101,7 +103,13 @@ class Outcome:
 
 # ---------------------------------------------------------------------------- chart data
 def chart_defaults(chart: Path) -> dict[str, Any]:
-    """The chart's values.yaml."""
+    """The chart's values.yaml (a private copy: callers may change it)."""
+    return copy.deepcopy(_load_defaults(chart))
+
+
+@cache
+def _load_defaults(chart: Path) -> dict[str, Any]:
+    # Parsed once per process: upgrade and preflight consult the defaults several times.
     data: dict[str, Any] = yamlio.load((chart / "values.yaml").read_text()) or {}
     return data
 
