@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv lint format unit integration test binaries demo bench clean help
+.PHONY: all host-deps venv lint format unit integration test binaries demo bench clean help
 
 all: test
 
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian packages (containerd, runc, bcc, headers, mmdebstrap, ...) from scripts/host-packages.txt
+host-deps:
+	./scripts/host-deps.sh
+
 lint: venv
 	$(BIN)/ruff check ciliumctl tests bench
 	$(BIN)/ruff format --check ciliumctl tests bench
@@ -36,7 +40,7 @@ format: venv
 	$(BIN)/ruff format ciliumctl tests bench
 	$(BIN)/ruff check --fix ciliumctl tests bench
 
-binaries: venv
+binaries: venv host-deps
 	$(BIN)/cilium dev-cluster build
 
 unit: venv

@@ -28,6 +28,8 @@ KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.19.5"
+CNI_PLUGINS_VERSION = "v1.6.2"
+SYFT_VERSION = "v1.57.1"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ RECIPES: dict[str, Recipe] = {
             "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
             "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
             "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+            # real worker nodes (`dev-cluster up --real-nodes`) and `--cni bridge`'s kube-proxy
+            "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+            "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
         },
         accept=rf"Kubernetes {_minor_pattern(KUBERNETES_VERSION)}|"
         rf"Client Version: {_minor_pattern(KUBERNETES_VERSION)}",
@@ -141,6 +146,37 @@ RECIPES: dict[str, Recipe] = {
         packages={"registry": "github.com/distribution/distribution/v3/cmd/registry"},
         accept=r"registry \S+ v3\.\d+\.\d+",
         ldflags=("-X github.com/distribution/distribution/v3/version.version=v3.1.2",),
+    ),
+    # The reference CNI plugins: `dev-cluster up --cni bridge` makes real nodes usable before
+    # Cilium is installed.
+    "cni-plugins": Recipe(
+        name="cni-plugins",
+        module="github.com/containernetworking/plugins",
+        version=CNI_PLUGINS_VERSION,
+        go_version="1.24.0",
+        packages={
+            "bridge": "github.com/containernetworking/plugins/plugins/main/bridge",
+            "host-local": "github.com/containernetworking/plugins/plugins/ipam/host-local",
+            "loopback": "github.com/containernetworking/plugins/plugins/main/loopback",
+            "portmap": "github.com/containernetworking/plugins/plugins/meta/portmap",
+        },
+        accept=r"CNI \S+ plugin v1\.\d+",
+        version_args=(),
+        ldflags=(
+            "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion="
+            + CNI_PLUGINS_VERSION,
+        ),
+    ),
+    # SBOMs of the images built here, attached as cosign attestations (as Cilium's are).
+    "syft": Recipe(
+        name="syft",
+        module="github.com/anchore/syft",
+        version=SYFT_VERSION,
+        go_version="1.25.0",
+        packages={"syft": "github.com/anchore/syft/cmd/syft"},
+        accept=r"Version:\s+1\.\d+\.\d+",
+        version_args=("version",),
+        ldflags=(f"-X main.version={SYFT_VERSION.lstrip('v')}",),
     ),
 }
 
