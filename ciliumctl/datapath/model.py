@@ -54,7 +54,7 @@ class Protocol(enum.IntEnum):
     SCTP = 132
 
 
-class Enforcement(str, enum.Enum):
+class Enforcement(enum.StrEnum):
     """Cilium's policy enforcement modes (``enable-policy``)."""
 
     DEFAULT = "default"
