@@ -233,3 +233,42 @@ def create_vxlan(name: str = "cilium_vxlan", netns: str | None = None) -> int:
         idx = ip.link_lookup(ifname=name)[0]
         ip.link("set", index=idx, state="up")
         return int(idx)
+
+
+def plumb_endpoint(
+    host_ifname: str,
+    pod_netns: str,
+    ipv4: str | None = None,
+    ipv6: str | None = None,
+    node_netns: str | None = None,
+) -> tuple[str, str]:
+    """Wire a pod the way Cilium's CNI does: a veth, /32 and /128 addresses, a default route
+    via a link-local gateway with a static neighbour entry, host routes to the pod.
+
+    Returns (pod MAC, host-side MAC) for :class:`~ciliumctl.datapath.model.EndpointSpec`.
+    """
+    create_veth(host_ifname, host_ifname + "p", pod_netns, node_netns)
+    host_mac = link_mac(host_ifname, node_netns)
+    pod_mac = link_mac("eth0", pod_netns)
+    for address, gw, plen in ((ipv4, GATEWAY4, 32), (ipv6, GATEWAY6, 128)):
+        if not address:
+            continue
+        add_address("eth0", f"{address}/{plen}", pod_netns)
+        if plen == 32:
+            add_route(f"{gw}/32", pod_netns, ifname="eth0")
+        add_neighbour("eth0", gw, host_mac, pod_netns)
+        add_route("default", pod_netns, ifname="eth0", gateway=gw, onlink=True)
+        add_route(f"{address}/{plen}", node_netns, ifname=host_ifname)
+        add_neighbour(host_ifname, address, pod_mac, node_netns)
+    return pod_mac, host_mac
+
+
+def enable_forwarding(netns: str | None = None) -> None:
+    """IPv4/IPv6 forwarding on, reverse-path filtering off: the node routes between pods."""
+    for key, value in (
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv6.conf.all.forwarding", "1"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+    ):
+        set_sysctl(key, value, netns)
