@@ -200,7 +200,7 @@ def test_policy_swap_under_load_never_lets_a_denied_packet_through(
     )
     policies = [
         EndpointPolicy(base + filler, True),
-        EndpointPolicy(base[:1] + (PolicyEntry(ID_OTHER, IN),), True),
+        EndpointPolicy((*base[:1], PolicyEntry(ID_OTHER, IN)), True),
     ]
     set_policy(node, "server", *policies[0].entries)
     try:
