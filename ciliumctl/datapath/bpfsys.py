@@ -138,6 +138,11 @@ class Map:
                     f"this kernel does not support BPF {kind} maps (creating {name})",
                     "use a kernel >= 5.8 with CONFIG_BPF_SYSCALL",
                 ) from exc
+            if exc.errno == errno.EINVAL and map_type not in MAP_TYPE_NAMES:
+                raise DatapathError(
+                    f"this kernel does not support BPF map type {kind} (creating {name})",
+                    "use a kernel with that map type (see the System Requirements page)",
+                ) from exc
             raise DatapathError(f"creating BPF {kind} map {name}: {exc.strerror}") from exc
         return cls(fd)
 

@@ -74,19 +74,32 @@ def _captured_stderr() -> Iterator[list[str]]:
 
 
 def _source_line(log: str) -> str | None:
-    """The last source annotation (``; code @ file:line``) the verifier printed."""
+    """The code of the last source annotation (``; code @ main.c:N``) the verifier printed."""
     lines = [ln for ln in log.splitlines() if ln.startswith("; ")]
-    return lines[-1][2:].strip() if lines else None
+    if not lines:
+        return None
+    return lines[-1][2:].rsplit(" @ ", 1)[0].strip()
 
 
-def verifier_error(what: str, log: str, tail_lines: int = 12) -> VerifierError:
+def _locate(code: str, sources: Mapping[str, str]) -> str:
+    """``file:line`` of ``code`` in the original sources (bcc numbers its rewritten text)."""
+    for name, text in sources.items():
+        for no, line in enumerate(text.splitlines(), start=1):
+            if line.strip() == code:
+                return f"{name}:{no}"
+    return "?"
+
+
+def verifier_error(
+    what: str, log: str, sources: Mapping[str, str] | None = None, tail_lines: int = 12
+) -> VerifierError:
     """Turn a verifier / compiler log into one error with its tail and source line."""
     lines = [ln for ln in log.splitlines() if ln.strip()]
     tail = "\n".join(lines[-tail_lines:])
-    src = _source_line(log)
-    where = f" at `{src}`" if src else ""
+    code = _source_line(log)
+    where = f" at {_locate(code, sources or {})}: `{code}`" if code else ""
     return VerifierError(
-        f"{what} failed{where}:\n{tail}",
+        f"{what} failed{where}\n{tail}",
         "fix the program (bpf/) or report the kernel/program pair",
     )
 
@@ -109,12 +122,14 @@ def compile_and_load(
     source: str,
     functions: tuple[str, ...],
     defines: Mapping[str, str | int],
+    src_dir: Path | None = None,
 ) -> Program:
-    """Compile ``bpf/<source>`` with ``defines`` and load ``functions`` as SCHED_CLS programs."""
+    """Compile ``<src_dir or bpf/>/<source>`` with ``defines``; load ``functions`` (SCHED_CLS)."""
     bcc = import_bcc()
     os.environ.setdefault("BCC_KERNEL_SOURCE", str(headers.prepare()))
-    src_dir = bpf_source_dir()
-    text = inline_includes(src_dir, source)
+    src_dir = src_dir or bpf_source_dir()
+    sources: dict[str, str] = {}
+    text = inline_includes(src_dir, source, sources)
     cflags = [f"-I{src_dir}", "-Wno-unused-function"]
     cflags += [f"-D{k}={v}" for k, v in defines.items()]
     module = None
@@ -130,7 +145,7 @@ def compile_and_load(
                 f"kernel headers for bcc are incomplete ({_first_match(log, r'fatal error: .*')})",
                 "reinstall linux-headers-amd64 and remove ~/.cache/ciliumctl/kernel-headers",
             )
-        raise verifier_error(f"compiling bpf/{source}", log)
+        raise verifier_error(f"compiling bpf/{source}", log, sources)
     fds: dict[str, int] = {}
     for name in functions:
         with _captured_stderr() as err:
@@ -141,14 +156,14 @@ def compile_and_load(
                 failed = True
         if failed:
             module.cleanup()
-            raise verifier_error(f"program {name} of bpf/{source}", err[0])
+            raise verifier_error(f"program {name} of bpf/{source}", err[0], sources)
     return Program(module, fds)
 
 
 _INCLUDE = re.compile(r'^#include "(?P<path>[^"]+)"\s*$', re.MULTILINE)
 
 
-def inline_includes(src_dir: Path, source: str) -> str:
+def inline_includes(src_dir: Path, source: str, sources: dict[str, str] | None = None) -> str:
     """The program's text with local ``#include "..."`` files inlined.
 
     bcc rewrites map accesses (``map.lookup(...)``) only in the main translation unit's text,
@@ -161,6 +176,8 @@ def inline_includes(src_dir: Path, source: str) -> str:
             return ""
         seen.add(rel)
         text = (src_dir / rel).read_text()
+        if sources is not None:
+            sources[f"bpf/{rel}"] = text
         return _INCLUDE.sub(lambda m: expand(m["path"]), text)
 
     return expand(source)
