@@ -276,6 +276,7 @@ def images_push(
     """Build (if needed) and push images, also under their upstream aliases."""
     from ciliumctl.devcluster import images
 
+    images.check_registry(registry)
     built = _build_all(_wanted(names), _build_args(build_arg), False)
     pushed: list[dict[str, Any]] = []
     with err_console().status("[cyan]pushing images"):

@@ -511,10 +511,11 @@ class Forwarder:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.settimeout(self.timeout)
-            s.sendto(raw, (host, port))
+            s.connect((host, port))  # connected: a closed port fails at once, not by timeout
+            s.send(raw)
             deadline = time.monotonic() + self.timeout
             while time.monotonic() < deadline:
-                data, _ = s.recvfrom(65535)
+                data = s.recv(65535)
                 if data[:2] == raw[:2]:
                     return data
         return None

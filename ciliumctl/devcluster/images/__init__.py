@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ciliumctl.devcluster.images.build import (
+from ciliumctl.devcluster.images.builder import (
     ARTIFACTS,
     BuiltImage,
     ImageBuildError,
     Progress,
     build_recipe,
     cached_image,
+    check_registry,
     images_dir,
     layout_dir,
     push_layout,
@@ -55,6 +56,7 @@ __all__ = [
     "aliases_for",
     "build",
     "cached",
+    "check_registry",
     "get",
     "images_dir",
     "layout_dir",

@@ -33,7 +33,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 @dataclass(frozen=True)
 class File:
     """One file in the image: literal ``data``, a host file ``source``, or a named
-    ``artifact`` (see :data:`ciliumctl.devcluster.images.build.ARTIFACTS`), or a build
+    ``artifact`` (see :data:`ciliumctl.devcluster.images.builder.ARTIFACTS`), or a build
     argument ``arg`` whose value (a host path) is passed to ``build(..., args=...)``."""
 
     path: str

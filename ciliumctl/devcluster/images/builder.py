@@ -751,6 +751,17 @@ def cached_image(recipe: rc.Recipe) -> BuiltImage | None:
 # --------------------------------------------------------------------------- push
 
 
+def check_registry(registry_hostport: str) -> None:
+    """Refuse any registry that is not on this machine (images go to 127.0.0.1 only)."""
+    from ciliumctl.verify import oci
+
+    if not oci.is_loopback(registry_hostport) or ":" not in registry_hostport:
+        raise UsageError(
+            f"registry {registry_hostport} is not HOST:PORT on this machine",
+            "the dev cluster's images are pushed only to a registry on 127.0.0.1:PORT",
+        )
+
+
 def push_layout(
     built: BuiltImage,
     registry_hostport: str,
@@ -762,11 +773,7 @@ def push_layout(
     (repository, tag); returns the pinned reference ``host/ciliumctl/<name>:<tag>@digest``."""
     from ciliumctl.verify import oci
 
-    if not oci.is_loopback(registry_hostport):
-        raise UsageError(
-            f"registry {registry_hostport} is not on this machine",
-            "the dev cluster's images are pushed only to a registry on 127.0.0.1",
-        )
+    check_registry(registry_hostport)
     client = oci.RegistryClient(insecure=True)
     blobs = built.layout / "blobs"
     raw = (blobs / built.digest.replace(":", "/")).read_bytes()
