@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ciliumctl.devcluster import binaries, network, realnodes
+from ciliumctl.devcluster import addons, binaries, network, realnodes, world
 from ciliumctl.devcluster.cluster import (
     Component,
     DevClusterError,
@@ -188,7 +188,12 @@ def ensure(
     else:
         progress("building the sealed network (router, world, host link)")
         network.create(addr, ports)
-    _publish_images(cluster, registry, progress)
+    state = cluster._load_state()
+    state["world"] = world.ensure(
+        addr, cluster.state_dir / "world", cluster.log_dir, state.get("world", {})
+    )
+    cluster._save_state(state)
+    have_images = _publish_images(registry, progress)
     realnodes.record_sysctls(addr.key)
     runner = _runner(cluster, state, registry)
     recorded = {n["name"]: realnodes.node_from_dict(n) for n in state.get("real_nodes", [])}
@@ -196,8 +201,14 @@ def ensure(
     for node in nodes:
         runner.ensure(node, labels(), progress)
         _save_nodes(cluster, nodes)
-    _bootstrap_sandbox(runner, nodes)
+    if not have_images:
+        _bootstrap_sandbox(nodes)
     cidrs = _wait_registered(cluster, nodes, progress, timeout)
+    workloads = []
+    if have_images:
+        workloads = _apply_addons(
+            cluster, runner.server, kube_proxy=kube_proxy or cni == "bridge", progress=progress
+        )
     if cni == "bridge":
         progress("installing the bridge CNI")
         _install_bridge(nodes, cidrs)
@@ -205,6 +216,9 @@ def ensure(
             addr, {n.index: (n.name, cidrs[n.name]) for n in nodes if cidrs.get(n.name)}
         )
         _wait_ready(cluster, nodes, progress, timeout)
+        if workloads:
+            progress("waiting for kube-proxy and cluster DNS")
+            cluster.client().wait_ready(workloads, timeout=timeout)
 
 
 def _save_nodes(cluster: DevCluster, nodes: list[realnodes.RealNode]) -> None:
@@ -215,19 +229,53 @@ def _save_nodes(cluster: DevCluster, nodes: list[realnodes.RealNode]) -> None:
     cluster._save_state(state)
 
 
-def _publish_images(cluster: DevCluster, registry: Component, progress: Progress) -> None:
-    """Push the images built here to the cluster's registry (a no-op until the image
-    builder is available; the pause image is then imported by :func:`_bootstrap_sandbox`)."""
-    del cluster, registry, progress
+#: images the cluster itself and the tests on it use, pushed at every ``up`` (built once)
+CLUSTER_IMAGES = ("pause", "kube-proxy", "cluster-dns", "client", "echo", "dns-test")
 
 
-def _bootstrap_sandbox(runner: Any, nodes: list[realnodes.RealNode]) -> None:
+def _publish_images(registry: Component, progress: Progress) -> bool:
+    """Build (cached by content) and push the cluster's images to its registry, under their
+    own and their upstream names; False while the image builder is not available."""
+    try:
+        from ciliumctl.devcluster import images
+    except ImportError:
+        return False
+    host = f"127.0.0.1:{registry.port}"
+    ca = {images.WORLD_CA: world.ca_cert()}
+    for name in CLUSTER_IMAGES:
+        if name not in images.names():
+            continue
+        recipe = images.get(name)
+        progress(f"image {name}: build (cached) and push")
+        built = images.build(
+            name, args=ca if recipe.ca_arg == images.WORLD_CA else None, progress=progress
+        )
+        images.push(built, host)
+    return True
+
+
+def _bootstrap_sandbox(nodes: list[realnodes.RealNode]) -> None:
+    """Without the image builder: import a minimal pause image into each node."""
     from ciliumctl.devcluster import bootstrap_pause
 
     archive = bootstrap_pause.archive(realnodes.SANDBOX_IMAGE)
     for node in nodes:
         bootstrap_pause.import_into(node.containerd_socket, archive)
-    del runner
+
+
+def _apply_addons(
+    cluster: DevCluster, server: str, *, kube_proxy: bool, progress: Progress
+) -> list[Any]:
+    from ciliumctl.k8s import ObjectRef
+
+    objs = addons.cluster_dns(realnodes.CLUSTER_DNS, network.WORLD_IPV4[0], realnodes.REAL_LABEL)
+    if kube_proxy:
+        objs = addons.kube_proxy(server, realnodes.REAL_LABEL) + objs
+    progress("applying " + ("kube-proxy and " if kube_proxy else "") + "cluster DNS")
+    client = cluster.client()
+    for obj in objs:
+        client.apply(obj, force=True)
+    return [ObjectRef.of(o) for o in objs if o["kind"] in ("DaemonSet", "Deployment")]
 
 
 def _wait_registered(
@@ -327,6 +375,7 @@ def down(cluster: DevCluster, state: dict[str, Any]) -> list[str]:
     nodes = [realnodes.node_from_dict(n) for n in state.get("real_nodes", [])]
     for node in nodes:
         realnodes.stop_node(node, addr)
+    world.stop(state.get("world", {}))
     network.teardown(addr, [n.name for n in nodes])
     network.release(addr, cluster.state_dir)
     realnodes.restore_sysctls(addr.key)
