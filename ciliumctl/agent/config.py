@@ -16,7 +16,7 @@ from ciliumctl.datapath.model import Enforcement
 from ciliumctl.errors import ConfigError, UsageError
 from ciliumctl.nodeconfig.engine import is_configmap_key
 
-DEFAULT_CONFIG_DIR = "/tmp/cilium/config-map"
+DEFAULT_CONFIG_DIR = "/tmp/cilium/config-map"  # noqa: S108 - the path the chart mounts
 DEFAULT_SOCKET = "/var/run/cilium/cilium.sock"
 DEFAULT_STATE_DIR = "/var/run/cilium"
 #: Defaults of the keys the agent reads (upstream's defaults).

@@ -52,7 +52,7 @@ def test_security_labels_follow_the_labels_option() -> None:
     assert "k8s:app" in default and "k8s:team" in default
     assert "k8s:pod-template-hash" not in default
     assert default["k8s:io.cilium.k8s.policy.serviceaccount"] == "sa"
-    only_app, findings = build_filter(["k8s:app"])
+    only_app, _findings = build_filter(["k8s:app"])
     narrowed = lbl.security_labels(all_labels, only_app)
     assert "k8s:app" in narrowed and "k8s:team" not in narrowed
     assert "k8s:io.kubernetes.pod.namespace" in narrowed  # a default inclusive pattern
