@@ -44,12 +44,12 @@ class RecordingDatapath:
         self.services.pop((frontend.address, frontend.port, int(frontend.protocol)), None)
 
     def dump_map(self, name: str) -> list[dict[str, Any]]:
-        if name == "cilium_ipcache":
+        if name == "cilium_ipcache_v2":
             return [{"key": p, "value": {"identity": e.identity}} for p, e in self.ipcache.items()]
         return []
 
     def maps(self) -> list[dict[str, Any]]:
-        return [{"name": "cilium_ipcache", "max-entries": 512000, "entries": len(self.ipcache)}]
+        return [{"name": "cilium_ipcache_v2", "max-entries": 512000, "entries": len(self.ipcache)}]
 
     def events(self, timeout: float) -> Iterator[dict[str, Any]]:
         events, self.pending_events = self.pending_events, []
