@@ -107,7 +107,8 @@ def _endpoint_put(agent: Agent, req: Request) -> tuple[int, Any]:
     if pod is None:
         raise APIError(404, f"pod {namespace}/{name} not found", "is the API server reachable?")
     addressing = body.get("addressing") or {}
-    endpoint_id = int(req.params["id"]) if req.params["id"].isdigit() else None
+    raw_id = req.params["id"]
+    endpoint_id = int(raw_id) if raw_id.isdigit() and int(raw_id) > 0 else None  # 0: agent picks
     ep = agent.endpoints.add(
         pod,
         agent.ns_labels(str(namespace)),
