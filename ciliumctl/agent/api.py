@@ -177,12 +177,13 @@ def _selectors(agent: Agent, _req: Request) -> tuple[int, Any]:
 
 
 def _maps(agent: Agent, _req: Request) -> tuple[int, Any]:
-    return 200, {"maps": agent.datapath.maps()}
+    names = agent.datapath.map_names()
+    return 200, {"maps": [{"name": n, "path": n} for n in names]}
 
 
 def _map(agent: Agent, req: Request) -> tuple[int, Any]:
     name = req.params["name"]
-    if name not in {m.get("name") for m in agent.datapath.maps()}:
+    if name not in agent.datapath.map_names():
         raise APIError(404, f"map {name} not found", "see cilium-dbg map list")
     return 200, {"path": name, "cache": agent.datapath.dump_map(name)}
 

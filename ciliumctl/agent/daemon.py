@@ -402,14 +402,34 @@ class Agent:
     # ------------------------------------------------------------------ monitor
     def pump_events(self) -> None:
         """Read the datapath's events into the monitor ring and the drop/forward counters."""
+        reader = None
         while not self._stop.is_set():
             try:
-                for event in self.datapath.events(timeout=1.0):
-                    self._record_event(event)
+                if reader is None:
+                    reader = self.datapath.events()
+                for event in reader.read(timeout=1.0):
+                    self._record_event(event_dict(event))
                 self.controller("monitor-events").ok()
             except Exception as exc:
                 self.controller("monitor-events").fail(str(exc))
+                reader = None
                 self._stop.wait(1.0)
+        if reader is not None:
+            reader.close()
+
+    def maintenance(self, interval: float = 30.0) -> None:
+        """Conntrack GC and map pressure, every ``interval`` seconds."""
+        while not self._stop.wait(interval):
+            ctl = self.controller("ct-map-gc")
+            try:
+                self.datapath.ct_gc()
+                for name, limit in MAP_LIMITS.items():
+                    if name in self.datapath.map_names():
+                        used = len(self.datapath.dump_map(name))
+                        self.metrics.map_pressure.labels(map_name=name).set(used / limit)
+                ctl.ok()
+            except Exception as exc:
+                ctl.fail(str(exc))
 
     def _record_event(self, event: dict[str, Any]) -> None:
         direction = str(event.get("direction") or "INGRESS").upper()
@@ -526,6 +546,36 @@ class Agent:
         if require_k8s and state["kubernetes"]["state"] == "Failure":
             return False
         return bool(state["cilium"]["state"] in ("Ok", "Warning"))
+
+
+#: Maximum entries of the maps whose pressure is reported (the datapath's defaults).
+MAP_LIMITS = {"cilium_ipcache": 512000, "cilium_ct4_global": 262144}
+_PROTO_NAMES = {1: "ICMPv4", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """A datapath event as the monitor's JSON (dicts pass through)."""
+    if isinstance(event, dict):
+        return event
+    kind = str(getattr(event.type, "name", event.type)).lower().replace("_", "-")
+    proto = _PROTO_NAMES.get(int(event.protocol), str(event.protocol))
+    return {
+        "type": kind,
+        "reason": event.reason_text,
+        "reason-code": int(event.reason),
+        "direction": str(getattr(event.direction, "name", event.direction)),
+        "src": f"{event.src}:{event.sport}",
+        "dst": f"{event.dst}:{event.dport}",
+        "proto": proto,
+        "src-label": int(event.src_identity),
+        "dst-label": int(event.dst_identity),
+        "endpoint": int(event.endpoint),
+        "ifindex": int(event.ifindex),
+        "length": int(event.length),
+        "verdict": "DENIED" if event.dropped else "ALLOWED",
+        "match": str(getattr(event.match, "name", event.match)),
+        "timestamp-ns": int(event.timestamp_ns),
+    }
 
 
 def _by_name(ctl: Controller) -> str:

@@ -331,7 +331,7 @@ class EndpointManager:
             ep = self._endpoints.pop(endpoint_id, None)
         if ep is not None:
             ep.set_state(DISCONNECTING, "Endpoint deleted")
-            self.datapath.delete_endpoint(endpoint_id)
+            self.datapath.delete_endpoint(ep.spec())
         return ep
 
     def regenerate(self, ep: Endpoint, reason: str) -> bool:

@@ -20,7 +20,7 @@ from ciliumctl.agent.datapath import Datapath
 from ciliumctl.errors import CiliumctlError, ConfigError
 
 log = logging.getLogger("cilium-agent")
-DATAPATH_MODULE = "ciliumctl.datapath.facade"
+DATAPATH_MODULE = "ciliumctl.datapath.datapath"
 
 
 def cni_conflist() -> dict[str, Any]:
@@ -48,7 +48,7 @@ def write_cni_conf(path: str) -> None:
 
 
 def open_datapath(config: AgentConfig) -> Datapath:
-    """The kernel datapath from :mod:`ciliumctl.datapath` (its facade module)."""
+    """The kernel datapath (:class:`ciliumctl.datapath.Datapath`) for this configuration."""
     try:
         module = importlib.import_module(DATAPATH_MODULE)
     except ImportError as exc:
@@ -56,7 +56,10 @@ def open_datapath(config: AgentConfig) -> Datapath:
             f"this build has no eBPF datapath ({DATAPATH_MODULE} cannot be imported: {exc})",
             "install a ciliumctl wheel that includes the datapath",
         ) from exc
-    datapath: Datapath = module.open_datapath(dict(config.values))
+    datapath: Datapath = module.Datapath(
+        config.get("bpf-pin-root") or f"{config.get('bpf-root')}/tc/globals",
+        routing=config.get("routing-mode"),
+    )
     return datapath
 
 
@@ -72,6 +75,7 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
         agent.metrics.serve(port)
     agent.start_watchers()
     threading.Thread(target=agent.pump_events, name="monitor", daemon=True).start()
+    threading.Thread(target=agent.maintenance, name="maintenance", daemon=True).start()
     if agent.wait_synced(timeout=60):
         log.info("all watchers in sync")
         if config.get("write-cni-conf-when-ready"):

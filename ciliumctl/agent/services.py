@@ -114,7 +114,7 @@ class ServiceManager:
         current = self._written.get(key, set())
         for frontend in current - wanted:
             if not any(_same(frontend, w) for w in wanted):
-                self._datapath.delete_service(frontend)
+                self._datapath.delete_service(frontend.address, frontend.port, frontend.protocol)
         for frontend in wanted - current:
             self._datapath.upsert_service(frontend)
         if wanted:

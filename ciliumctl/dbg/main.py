@@ -17,9 +17,9 @@ from ciliumctl.errors import CiliumctlError
 
 #: BPF maps behind the ``bpf ... list`` commands (upstream's names).
 BPF_MAPS: dict[str, tuple[str, ...]] = {
-    "ipcache": ("cilium_ipcache_v2",),
-    "ct": ("cilium_ct4_global", "cilium_ct_any4_global"),
-    "lb": ("cilium_lb4_services_v2",),
+    "ipcache": ("cilium_ipcache",),
+    "ct": ("cilium_ct4_global", "cilium_ct6_global"),
+    "lb": ("cilium_lb4_services_v2", "cilium_lb4_backends_v3"),
     "endpoint": ("cilium_lxc",),
     "nat": ("cilium_snat_v4_external",),
     "tunnel": ("cilium_tunnel_map",),
@@ -29,7 +29,7 @@ BPF_MAPS: dict[str, tuple[str, ...]] = {
 
 def policy_map(endpoint_id: int) -> str:
     """The policy map of one endpoint."""
-    return f"cilium_policy_v2_{endpoint_id:05d}"
+    return f"cilium_policy_{endpoint_id:05d}"
 
 
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> None:
@@ -87,9 +87,13 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def _map_entries(client: AgentClient, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Entries of the maps this datapath has (tunnel endpoints live in the ipcache, NAT in
+    iptables: their upstream maps may be absent, which lists nothing)."""
+    present = {m["name"] for m in client.get("/v1/map").get("maps") or []}
     out: list[dict[str, Any]] = []
     for name in names:
-        out.extend(client.get(f"/v1/map/{name}").get("cache") or [])
+        if name in present:
+            out.extend(client.get(f"/v1/map/{name}").get("cache") or [])
     return out
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from ciliumctl.datapath.model import EndpointPolicy, EndpointSpec, IPCacheEntry, ServiceFrontend
+from ciliumctl.datapath.model import (
+    EndpointPolicy,
+    EndpointSpec,
+    IPCacheEntry,
+    Protocol,
+    ServiceFrontend,
+)
 from ciliumctl.k8s.errors import ConflictError
 
 
@@ -20,43 +25,58 @@ class RecordingDatapath:
         self.policy_writes = 0
         self.pending_events: list[dict[str, Any]] = []
 
-    def create_endpoint(self, spec: EndpointSpec) -> None:
+    def create_endpoint(self, spec: EndpointSpec, policy: EndpointPolicy | None = None) -> None:
         self.endpoints[spec.id] = spec
 
-    def delete_endpoint(self, endpoint_id: int) -> None:
-        self.endpoints.pop(endpoint_id, None)
-        self.policies.pop(endpoint_id, None)
+    def delete_endpoint(self, spec: EndpointSpec) -> None:
+        self.endpoints.pop(spec.id, None)
+        self.policies.pop(spec.id, None)
 
-    def replace_policy(self, endpoint_id: int, policy: EndpointPolicy) -> None:
+    def replace_policy(self, endpoint_id: int, policy: EndpointPolicy) -> int:
         self.policies[endpoint_id] = policy
         self.policy_writes += 1
+        return len(policy.entries)
 
     def upsert_ipcache(self, entry: IPCacheEntry) -> None:
         self.ipcache[entry.prefix] = entry
 
-    def delete_ipcache(self, prefix: str) -> None:
-        self.ipcache.pop(prefix, None)
+    def delete_ipcache(self, prefix: str) -> bool:
+        return self.ipcache.pop(prefix, None) is not None
 
-    def upsert_service(self, frontend: ServiceFrontend) -> None:
-        self.services[(frontend.address, frontend.port, int(frontend.protocol))] = frontend
+    def upsert_service(self, svc: ServiceFrontend) -> int:
+        self.services[(svc.address, svc.port, int(svc.protocol))] = svc
+        return len(self.services)
 
-    def delete_service(self, frontend: ServiceFrontend) -> None:
-        self.services.pop((frontend.address, frontend.port, int(frontend.protocol)), None)
+    def delete_service(self, address: str, port: int, protocol: Protocol = Protocol.TCP) -> bool:
+        return self.services.pop((address, port, int(protocol)), None) is not None
 
     def dump_map(self, name: str) -> list[dict[str, Any]]:
-        if name == "cilium_ipcache_v2":
+        if name == "cilium_ipcache":
             return [{"key": p, "value": {"identity": e.identity}} for p, e in self.ipcache.items()]
         return []
 
-    def maps(self) -> list[dict[str, Any]]:
-        return [{"name": "cilium_ipcache_v2", "max-entries": 512000, "entries": len(self.ipcache)}]
+    def map_names(self) -> list[str]:
+        return ["cilium_ipcache"]
 
-    def events(self, timeout: float) -> Iterator[dict[str, Any]]:
-        events, self.pending_events = self.pending_events, []
-        yield from events
+    def events(self) -> RecordedEvents:
+        return RecordedEvents(self)
 
-    def ct_gc(self) -> int:
+    def ct_gc(self, now: float | None = None) -> int:
         return 0
+
+
+class RecordedEvents:
+    """Hands out the events a test queued."""
+
+    def __init__(self, owner: RecordingDatapath) -> None:
+        self.owner = owner
+
+    def read(self, timeout: float = 1.0, until: int = 0) -> list[dict[str, Any]]:
+        events, self.owner.pending_events = self.owner.pending_events, []
+        return events
+
+    def close(self) -> None:
+        pass
 
 
 class MemoryIdentityStore:
