@@ -288,6 +288,10 @@ class Runner:
         self.phases["wait"] = time.monotonic() - t0
 
         topos = {ns: self._topology(ns, agents) for ns in params.namespaces()}
+        t0 = time.monotonic()
+        for topo in topos.values():
+            self._wait_network(topo)
+        self.phases["wait"] += time.monotonic() - t0
         families: set[str] = set()
         for topo in topos.values():
             families.update(str(f) for f in topo.families)
@@ -368,6 +372,79 @@ class Runner:
                     "--force-deploy recreates the workloads",
                 )
             time.sleep(0.2)
+
+    def _wait_network(self, topo: scenarios.Topology) -> None:
+        """Wait until every client resolves and reaches the echo Services (DNS, endpoints,
+        NodePorts), in parallel, each wait ending when its check first succeeds."""
+        checks: list[tuple[str, m.Peer, list[str]]] = []
+        for client in topo.clients:
+            for svc in topo.services:
+                name = svc.address(m.Family.ANY)
+                checks.append(
+                    (
+                        f"pod {client.pod} to resolve and reach Service {svc.name}",
+                        client,
+                        [
+                            "curl",
+                            "--silent",
+                            "--max-time",
+                            "2",
+                            "--output",
+                            "/dev/null",
+                            f"http://{name}:{svc.port}",
+                        ],
+                    )
+                )
+        for svc in topo.services:
+            port = topo.node_ports.get(svc.labels.get("name", ""))
+            if not port or not topo.clients:
+                continue
+            for node in topo.nodes:
+                for addr in node.addresses.values():
+                    where = f"[{addr}]" if ":" in addr else addr
+                    checks.append(
+                        (
+                            f"NodePort {where}:{port} ({svc.name}) to become ready",
+                            topo.clients[0],
+                            [
+                                "curl",
+                                "--silent",
+                                "--max-time",
+                                "2",
+                                "--output",
+                                "/dev/null",
+                                f"http://{where}:{port}",
+                            ],
+                        )
+                    )
+        limit = min(60.0, self._remaining() or 60.0)
+
+        def wait(check: tuple[str, m.Peer, list[str]]) -> str:
+            what, src, cmd = check
+            ns, _, pod = src.pod.partition("/")
+            deadline = time.monotonic() + limit
+            announced = False
+            last = ""
+            while True:
+                try:
+                    res = self.client.exec(ns, pod, cmd, timeout=10)
+                    if res.exit_code == 0:
+                        return ""
+                    last = f"exit {res.exit_code}"
+                except CiliumctlError as exc:
+                    last = str(exc)
+                if not announced:
+                    announced = True
+                    self.log(f"⌛ [{self.context}] Waiting for {what}...")
+                if time.monotonic() >= deadline:
+                    return f"{what}: not after {limit:.0f}s ({last})"
+                time.sleep(0.2)
+
+        with ThreadPoolExecutor(max_workers=self.params.parallel_actions) as pool:
+            problems = [p for p in pool.map(wait, checks) if p]
+        for problem in problems:
+            # the tests will report the failing paths; the wait only says why it gave up
+            self.log(f"⚠️  gave up waiting for {problem}")
 
     # --------------------------------------------------------------- topology
     def _topology(self, namespace: str, agents: list[Obj]) -> scenarios.Topology:
