@@ -818,6 +818,8 @@ class Runner:
             self._evaluate(o)
             if self.monitor is not None and not a.check:
                 problems, drops = flows.validate(a, events)
+                if self.monitor.errors:
+                    problems = [f"flows unavailable: {self.monitor.errors[0]}", *problems]
                 o.drops = drops
                 if problems:
                     o.flow_warnings = problems

@@ -267,3 +267,27 @@ def test_junit_document() -> None:
     assert skipped is not None and "requires feature policy-enforcement" in (
         skipped.get("message") or ""
     )
+
+
+def test_strict_flow_validation_fails_closed_when_the_monitor_breaks() -> None:
+    cluster = FakeCluster()
+    for i, node in enumerate(cluster.node_names):
+        cluster.objects[("Pod", "kube-system", f"cilium-{i}")] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"cilium-{i}",
+                "namespace": "kube-system",
+                "labels": {"k8s-app": "cilium"},
+            },
+            "spec": {"nodeName": node, "containers": [{"name": "cilium-agent"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+    # the fake's exec_stream raises: no monitor events can be read
+    result, _ = run(cluster, tests=["^no-policies$"], flow_validation="strict")
+    (test,) = result.runs[0].tests
+    assert test.failed and all(not o.passed for o in test.outcomes)
+    assert "flows unavailable: monitor in kube-system/cilium-0" in test.outcomes[0].failure
+    warn, _ = run(cluster, tests=["^no-policies$"], flow_validation="warning")
+    (test,) = warn.runs[0].tests
+    assert not test.failed and test.outcomes[0].flow_warnings
