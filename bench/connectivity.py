@@ -22,15 +22,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ciliumctl.connectivity.params import Params  # noqa: E402
+from ciliumctl.connectivity.params import (  # noqa: E402
+    CURL_IMAGE,
+    DNS_TEST_SERVER_IMAGE,
+    JSON_MOCK_IMAGE,
+    Params,
+)
 from ciliumctl.connectivity.runner import Runner  # noqa: E402
 from ciliumctl.k8s import Client  # noqa: E402
 
 DEFAULT_CLI = Path.home() / ".cache/ciliumctl/bin-ct/cilium-cli"
 UPSTREAM_IMAGES = {
-    "curl_image": "quay.io/cilium/alpine-curl:v1.10.0",
-    "json_mock_image": "quay.io/cilium/json-mock:v1.3.8",
-    "dns_test_server_image": "registry.k8s.io/coredns/coredns:v1.12.0",
+    "curl_image": CURL_IMAGE,
+    "json_mock_image": JSON_MOCK_IMAGE,
+    "dns_test_server_image": DNS_TEST_SERVER_IMAGE,
 }
 
 

@@ -6,19 +6,12 @@ from dataclasses import dataclass, field
 
 from ciliumctl.connectivity.catalog import ExternalParams
 
-#: cilium-cli's default images (tag and digest), overridable for mirrors.
-CURL_IMAGE = (
-    "quay.io/cilium/alpine-curl:v1.10.0"
-    "@sha256:913e8c9f3d960dde03882defa0edd3a919d529c2eb167caa7f54194528bde364"
-)
-JSON_MOCK_IMAGE = (
-    "quay.io/cilium/json-mock:v1.4.1"
-    "@sha256:6a66df90808a39c02e7a9d58af7bf0e54d8f8b7d4bc528f48c891969a7049195"
-)
-DNS_TEST_SERVER_IMAGE = (
-    "registry.k8s.io/coredns/coredns:v1.14.6"
-    "@sha256:900f9c109f7a33545d3c811516e8376df9019147b750f5ce3e254468769176ea"
-)
+#: The images cilium-cli 1.18 (the Cilium version this project targets) deploys, by tag: the
+#: dev cluster's registry mirrors serve them under these names; ``--curl-image`` and friends
+#: point an air-gapped cluster at a mirror.
+CURL_IMAGE = "quay.io/cilium/alpine-curl:v1.10.0"
+JSON_MOCK_IMAGE = "quay.io/cilium/json-mock:v1.3.8"
+DNS_TEST_SERVER_IMAGE = "docker.io/coredns/coredns:1.12.0"
 FLOW_VALIDATION_MODES = ("disabled", "warning", "strict")
 
 
