@@ -668,7 +668,12 @@ class Runner:
             except CiliumctlError as exc:
                 result.errors.append(f"policy cleanup: {exc}")
         if not self.params.verbose and not self.params.debug and result.outcomes:
-            out.append("  " + "".join("." if o.passed else "x" for o in result.outcomes))
+            # cilium-cli's progress: a dot per action, then the failures' details
+            out.append("." * len(result.outcomes))
+            for o in result.outcomes:
+                if not o.passed:
+                    out.append(f"  [.] Action [{o.action}]")
+                    out.append(f"  ❌ {o.failure}")
         result.end = time.monotonic()
         if result.failed and self.collect_sysdump is not None:
             with self._sysdump_lock:
