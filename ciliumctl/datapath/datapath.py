@@ -17,10 +17,16 @@ from ciliumctl.datapath import bpfsys, maps, netlink
 from ciliumctl.datapath.bpfsys import Map
 from ciliumctl.datapath.errors import DatapathError, PolicyTooLargeError
 from ciliumctl.datapath.events import EventReader
-from ciliumctl.datapath.loader import Program, compile_and_load, load_from_template
+from ciliumctl.datapath.loader import (
+    Program,
+    compile_and_load,
+    drop_templates,
+    load_from_template,
+)
 from ciliumctl.datapath.model import (
     EndpointPolicy,
     EndpointSpec,
+    Enforcement,
     IPCacheEntry,
     PolicyEntry,
     Protocol,
@@ -192,6 +198,7 @@ class Datapath:
 
     def close(self) -> None:
         """Close this process's map fds; pinned maps and attached programs stay."""
+        drop_templates(self.pin_root)
         for m in self.maps.values():
             m.close()
         self.maps.clear()
@@ -266,7 +273,10 @@ class Datapath:
         """Compile and load the endpoint's programs with its constants (not attached)."""
         tunnel = self.routing == "tunnel"
         if tunnel and not self._vxlan_ifindex:
-            self._vxlan_ifindex = netlink.ifindex(self.vxlan_ifname, self.netns)
+            try:
+                self._vxlan_ifindex = netlink.ifindex(self.vxlan_ifname, self.netns)
+            except DatapathError:  # first endpoint of a fresh node: create the tunnel device
+                self.setup_tunnel()
         # Node-wide settings are compiled in; the endpoint's own constants are patched into
         # the compiled template (compiled once per process and node configuration).
         return load_from_template(
@@ -316,14 +326,27 @@ class Datapath:
 
     # --- policy ------------------------------------------------------------------------
 
-    def replace_policy(self, endpoint_id: int, policy: EndpointPolicy) -> int:
+    def replace_policy(
+        self,
+        endpoint_id: int,
+        policy: EndpointPolicy,
+        enforcement: Enforcement = Enforcement.DEFAULT,
+    ) -> int:
         """Replace an endpoint's whole policy atomically; returns the number of map entries.
+
+        ``enforcement`` is Cilium's ``enable-policy``: ``default`` takes the policy's own
+        ingress/egress enforcement, ``always`` enforces both directions (default deny),
+        ``never`` installs an allow-everything map (deny rules included: nothing enforced).
 
         A new map is filled, then one outer-map update swaps it in: a packet sees either the
         old or the new policy, never half of one. A policy that does not fit raises
         :class:`PolicyTooLargeError` before anything changes.
         """
         where = f"endpoint {endpoint_id} policy"
+        if enforcement == Enforcement.ALWAYS:
+            policy = EndpointPolicy(policy.entries, True, True)
+        elif enforcement == Enforcement.NEVER:
+            policy = EndpointPolicy()
         entries = compile_policy(policy, where)
         if len(entries) > self.policy_max_entries:
             raise PolicyTooLargeError(
@@ -355,18 +378,40 @@ class Datapath:
 
     # --- ipcache -----------------------------------------------------------------------
 
-    def upsert_ipcache(self, entry: IPCacheEntry) -> None:
+    @staticmethod
+    def _ipcache_item(entry: IPCacheEntry) -> tuple[bytes, bytes]:
         tunnel = b"\0\0\0\0"
         if entry.tunnel_endpoint:
-            ip = ipaddress.ip_address(entry.tunnel_endpoint)
-            if ip.version != 4:
-                raise DatapathError(f"ipcache {entry.prefix}: tunnel endpoint {ip} must be IPv4")
+            try:
+                ip = ipaddress.ip_address(entry.tunnel_endpoint)
+            except ValueError:
+                ip = None
+            if ip is None or ip.version != 4:
+                raise DatapathError(
+                    f"ipcache {entry.prefix}: tunnel endpoint {entry.tunnel_endpoint!r} "
+                    "is not an IPv4 address",
+                    "the underlay (node addresses) is IPv4",
+                )
             tunnel = ip.packed
         try:
             key = maps.ipcache_key(entry.prefix)
         except ValueError as exc:
             raise DatapathError(f"ipcache: prefix {entry.prefix!r} is not an IP prefix") from exc
-        self.maps[maps.IPCACHE].update(key, maps.IPCACHE_VALUE.pack(entry.identity, tunnel, 0))
+        if not 0 <= entry.identity < 1 << 32:
+            raise DatapathError(f"ipcache {entry.prefix}: identity {entry.identity} out of range")
+        return key, maps.IPCACHE_VALUE.pack(entry.identity, tunnel, 0)
+
+    def upsert_ipcache(self, entry: IPCacheEntry) -> None:
+        """Insert or update one prefix -> identity (and tunnel endpoint)."""
+        self.maps[maps.IPCACHE].update(*self._ipcache_item(entry))
+
+    def upsert_ipcache_many(self, entries: list[IPCacheEntry]) -> None:
+        """Insert many entries in batches (an agent's initial sync); all validated first."""
+        items = [self._ipcache_item(e) for e in entries]
+        m = self.maps[maps.IPCACHE]
+        for i in range(0, len(items), 8192):
+            chunk = items[i : i + 8192]
+            m.update_batch([k for k, _ in chunk], [v for _, v in chunk])
 
     def delete_ipcache(self, prefix: str) -> bool:
         return self.maps[maps.IPCACHE].delete(maps.ipcache_key(prefix))

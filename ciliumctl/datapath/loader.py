@@ -159,6 +159,15 @@ def _patch(insns: bytes, values: Mapping[int, int]) -> bytes:
     return bytes(buf)
 
 
+def drop_templates(pin_root: str) -> None:
+    """Forget the compiled templates of a node (bpffs root) this process no longer serves."""
+    tag = f'"{pin_root}"'
+    for key in [k for k in _TEMPLATES if ("PIN_ROOT", tag) in k[1]]:
+        tmpl = _TEMPLATES.pop(key)
+        tmpl.module.cleanup()
+        os.close(tmpl.events_fd)
+
+
 def load_from_template(
     source: str,
     functions: tuple[str, ...],
