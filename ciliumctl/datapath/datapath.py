@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import struct
 import time
 from typing import Any, Literal, NamedTuple
@@ -383,16 +384,13 @@ class Datapath:
         tunnel = b"\0\0\0\0"
         if entry.tunnel_endpoint:
             try:
-                ip = ipaddress.ip_address(entry.tunnel_endpoint)
-            except ValueError:
-                ip = None
-            if ip is None or ip.version != 4:
+                tunnel = socket.inet_pton(socket.AF_INET, entry.tunnel_endpoint)
+            except OSError:
                 raise DatapathError(
                     f"ipcache {entry.prefix}: tunnel endpoint {entry.tunnel_endpoint!r} "
                     "is not an IPv4 address",
                     "the underlay (node addresses) is IPv4",
-                )
-            tunnel = ip.packed
+                ) from None
         try:
             key = maps.ipcache_key(entry.prefix)
         except ValueError as exc:
