@@ -85,6 +85,7 @@ def test_debian_image_digest_is_reproducible(
     _report("dns-test (cold)", cold)
     assert not cold.cached
     assert cold.layout != shared.layout
+    assert cold.key == shared.key, "the inputs changed during the test (source edited?)"
     assert cold.digest == shared.digest, "same inputs, different digest"
     assert _layers(cold) == _layers(shared)
     assert cold.packages and cold.packages.get("python3")
@@ -99,6 +100,17 @@ def test_debian_image_digest_is_reproducible(
     assert other.digest != cold.digest
     assert _layers(other)[0] == _layers(cold)[0]
     assert other.seconds < 60
+
+
+def test_project_wheel_is_reproducible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ciliumctl.devcluster.images import builder
+
+    wheels = []
+    for name in ("one", "two"):
+        monkeypatch.setenv("CILIUMCTL_CACHE_DIR", str(tmp_path / name))
+        wheels.append(builder._project_wheel(lambda _: None))
+    assert wheels[0] != wheels[1]
+    assert wheels[0].read_bytes() == wheels[1].read_bytes()
 
 
 def test_push_and_pull_by_digest(registry: Registry) -> None:
