@@ -262,7 +262,7 @@ def test_client_image_tools_and_world_ca(tmp_path: Path) -> None:
             str(rootfs),
             "/usr/bin/ash",
             "-c",
-            "curl --version; dig -v 2>&1; nslookup -version; ip -V; ping -V; /usr/bin/pause -v",
+            "curl --version; dig -v 2>&1; nslookup -version 2>&1; ip -V; ping -V; /usr/bin/pause -v",
         ],
         capture_output=True,
         text=True,
