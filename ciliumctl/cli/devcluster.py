@@ -44,6 +44,27 @@ def up(
     nodes: Annotated[
         int, typer.Option("--nodes", min=0, max=1000, help="Number of kwok nodes.")
     ] = 3,
+    real_nodes: Annotated[
+        int,
+        typer.Option(
+            "--real-nodes",
+            min=0,
+            max=16,
+            help="Number of real nodes (kubelet + containerd in namespaces of their own; root).",
+        ),
+    ] = 0,
+    cni: Annotated[
+        str,
+        typer.Option(
+            "--cni",
+            help="CNI of the real nodes: none (NotReady until one is installed, e.g. Cilium) "
+            "or bridge (reference plugins, with kube-proxy).",
+        ),
+    ] = "none",
+    kube_proxy: Annotated[
+        bool,
+        typer.Option("--kube-proxy", help="Run kube-proxy (iptables mode) on the real nodes."),
+    ] = False,
     name: NameOpt = "dev",
     state_dir: StateDirOpt = None,
     timeout: Annotated[
@@ -52,12 +73,20 @@ def up(
 ) -> None:
     """Start the dev cluster and wait for Ready nodes.
 
-    A second `up` reuses the running cluster and adds missing nodes.
+    A second `up` reuses the running cluster, adds missing nodes and restarts a dead
+    kubelet or containerd.
     """
     cluster = _cluster(name, state_dir)
     started = time.monotonic()
     with err_console().status("[cyan]starting dev cluster") as status:
-        result = cluster.up(nodes, progress=ProgressReporter(status), timeout=timeout)
+        result = cluster.up(
+            nodes,
+            real_nodes=real_nodes,
+            cni=cni,
+            kube_proxy=kube_proxy,
+            progress=ProgressReporter(status),
+            timeout=timeout,
+        )
     elapsed = time.monotonic() - started
     ready = sum(1 for n in result.nodes if n.ready)
     out = console()
@@ -67,6 +96,11 @@ def up(
     )
     out.print(f"  API server:  {result.server}")
     out.print(f"  kubeconfig:  {result.kubeconfig}")
+    if result.registry:
+        out.print(
+            f"  registry:    {result.registry} (nodes: {result.network['host_ip']}:"
+            f"{result.registry.rsplit(':', 1)[1]})"
+        )
     where = f" --state-dir {state_dir}" if state_dir else ""
     out.print(f'  use it:      eval "$(cilium dev-cluster env --name {name}{where})"')
 
@@ -109,7 +143,7 @@ def status(
         )
     result = cluster.status()
     if output is not OutputFormat.TEXT:
-        emit({**asdict(result), "running": result.running}, output)
+        emit({**asdict(result), "running": result.running, "healthy": result.healthy}, output)
     else:
         from rich.table import Table
 
@@ -125,9 +159,26 @@ def status(
         for n in result.nodes:
             nodes.add_row(n.name, _mark(n.ready), n.pod_cidr, n.kernel)
         console().print(nodes)
+        if result.real_nodes:
+            real = Table(title=f"real nodes ({len(result.real_nodes)})")
+            for col in ("node", "ip", "kubelet", "containerd", "holder", "podCIDR", "pods", "RSS"):
+                real.add_column(col)
+            for r in result.real_nodes:
+                real.add_row(
+                    r.name,
+                    r.ip,
+                    f"{r.kubelet_pid} {_mark(r.kubelet_healthy)}",
+                    f"{r.containerd_pid} {_mark(r.containerd_healthy)}",
+                    f"{r.holder_pid} {_mark(r.holder_running)}",
+                    r.pod_cidr,
+                    str(r.pods),
+                    f"{r.rss_bytes / 2**20:.0f} MiB",
+                )
+            console().print(real)
+            console().print(f"registry:   {result.registry}")
         console().print(f"kubeconfig: {result.kubeconfig}")
         console().print(f"logs:       {Path(result.state_dir) / 'logs'}")
-    if not result.running:
+    if not result.healthy:
         raise typer.Exit(1)
 
 
