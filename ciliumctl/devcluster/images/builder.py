@@ -200,6 +200,7 @@ def _base_tar(
                 "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
                 *[f"--dpkgopt={o}" for o in _DPKG_EXCLUDES],
                 "--customize-hook=rm -f $1/etc/hostname $1/etc/resolv.conf",
+                *[f"--customize-hook={hook}" for hook in recipe.hooks],
                 # the installed package list, kept with the cached base
                 f"--customize-hook=chroot $1 dpkg-query -W > {work / 'packages.txt'}",
                 rc.DEBIAN_SUITE,
@@ -433,6 +434,7 @@ def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root:
         direct.unlink()
     for cache in target.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
+    _prune_records(target)
     bindir = root / "usr/local/bin"
     bindir.mkdir(parents=True, exist_ok=True)
     for ep in _console_scripts(target):
@@ -443,6 +445,19 @@ def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root:
             f"#!/usr/bin/python3\nimport sys\nfrom {module} import {func}\nsys.exit({func}())\n"
         )
         script.chmod(0o755)
+
+
+def _prune_records(target: Path) -> None:
+    """Drop the RECORD lines of files removed above (their hashes are host-specific)."""
+    for record in target.glob("*.dist-info/RECORD"):
+        kept = [
+            line
+            for line in record.read_text().splitlines()
+            if line
+            and (target / line.split(",", 1)[0]).resolve().is_relative_to(target.resolve())
+            and (target / line.split(",", 1)[0]).exists()
+        ]
+        record.write_text("".join(f"{line}\n" for line in kept))
 
 
 def _console_scripts(target: Path) -> list[str]:
