@@ -65,6 +65,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "validate": ("validate", "app", True),
     "preflight": ("preflight", "app", True),
     "reconcile": ("reconcile", "app", True),
+    "connectivity": ("connectivity", "app", True),
 }
 #: Global options that take a value (to find the sub-command name in argv).
 _VALUE_OPTIONS = {"--context", "-n", "--namespace", "--kubeconfig", "--helm-release-name"}
