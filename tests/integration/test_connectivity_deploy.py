@@ -39,7 +39,8 @@ def test_deploys_cilium_clis_workloads_and_cleans_up(
     params = Params(test_namespace="ct-deploy", curl_image="registry.invalid/curl:1")
     ns = "ct-deploy-1"
     lines = _deploy(client, params)
-    assert f"✨ [it] Deploying namespace {ns}..." in lines
+    assert f"✨ [it] Creating namespace {ns} for connectivity check..." in lines
+    assert "✨ [it] Deploying client2 deployment..." in lines
     assert any(line.startswith(f"⌛ [it] Waiting for deployment {ns}/client") for line in lines)
 
     deps = {d["metadata"]["name"]: d for d in client.list("apps/v1", "Deployment", ns)}
