@@ -67,8 +67,7 @@ def install(
     check = common.image_check(verify_images, verify_key, trust_root, verify_insecure)
     user = common.user_values(values, set_, set_string, set_file)
     target = common.target(chart_directory)
-    if version is not None:
-        releases.check_supported(version)
+    domain.precheck(user, target.chart, version)
     client = SETTINGS.client()
     with err_console().status("[cyan]installing") as status:
         outcome = domain.install(
@@ -153,7 +152,6 @@ def upgrade(
     """Upgrade Cilium in a Kubernetes cluster using Helm."""
     from ciliumctl.errors import UsageError
     from ciliumctl.install import install as domain
-    from ciliumctl.install import releases
 
     if reset_values and reuse_values:
         raise UsageError(
@@ -164,8 +162,7 @@ def upgrade(
     seconds = common.parse_duration(wait_duration)
     user = common.user_values(values, set_, set_string, set_file)
     target = common.target(chart_directory)
-    if version is not None:
-        releases.check_supported(version)
+    domain.precheck(user, target.chart, version)
     client = SETTINGS.client()
     helm = common.helm()
     with err_console().status("[cyan]upgrading") as status:

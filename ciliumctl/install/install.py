@@ -115,7 +115,7 @@ def _load_defaults(chart: Path) -> dict[str, Any]:
 
 
 def unmodelled_keys(chart: Path) -> set[str]:
-    """Upstream chart keys that this chart does not model (warn, do not fail)."""
+    """Upstream chart keys that this chart does not model: setting one is an error."""
     path = chart / "unmodelled-keys.txt"
     if not path.exists():
         return set()
@@ -146,6 +146,15 @@ def check_user_values(
     if any(f.severity == "error" for f in findings):
         raise ValuesCheckError(findings)
     return findings
+
+
+def precheck(user: dict[str, Any], chart: Path, version: str | None) -> None:
+    """Check the version and the user's values before any cluster is contacted.
+
+    Unknown keys, keys removed in the target version and upstream keys this chart would
+    ignore fail here, so a bad request never reaches the cluster (not even its API server).
+    """
+    check_user_values(user, chart, releases.check_supported(version or releases.default_version()))
 
 
 def render(
