@@ -800,3 +800,41 @@ def test_apparmor_annotations_before_kubernetes_1_30(helm: str, tmp_path: Path) 
     assert ds["spec"]["template"]["spec"]["securityContext"]["appArmorProfile"] == {
         "type": "Unconfined"
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Prometheus Operator ServiceMonitors
+
+
+def test_service_monitors_scrape_the_metrics_services(helm: str, tmp_path: Path) -> None:
+    on = {"serviceMonitor": {"enabled": True}}
+    values: Obj = {
+        "prometheus": {"enabled": True, **on},
+        "operator": {"prometheus": on},
+        "hubble": {"metrics": {"enabled": ["dns", "drop"], **on}},
+        "envoy": {"prometheus": on},
+    }
+    objs = [
+        d
+        for d in yaml.safe_load_all(
+            render_text(helm, values, tmp_path, "--api-versions", "monitoring.coreos.com/v1")
+        )
+        if d
+    ]
+    monitors = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"cilium-agent", "cilium-operator", "hubble", "cilium-envoy"}
+    for name, monitor in monitors.items():
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        port = monitor["spec"]["endpoints"][0]["port"]
+        services = [
+            o
+            for o in objs
+            if o["kind"] == "Service"
+            and selector.items() <= o["metadata"]["labels"].items()
+            and port in [p["name"] for p in o["spec"]["ports"]]
+        ]
+        assert len(services) == 1, name
+        assert services[0]["spec"]["clusterIP"] == "None", name
+    # Without the CRD the render fails instead of producing what the cluster would refuse.
+    with pytest.raises(RenderError, match="ServiceMonitor CRD"):
+        render(helm, values, tmp_path)

@@ -240,7 +240,12 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "bpf-events-drop-enabled" (toString $v.bpf.events.drop.enabled) -}}
 {{- $_ := set $d "bpf-events-policy-verdict-enabled" (toString $v.bpf.events.policyVerdict.enabled) -}}
 {{- $_ := set $d "bpf-events-trace-enabled" (toString $v.bpf.events.trace.enabled) -}}
+{{- if $is118 -}}
+{{- /* The distributed LRU backend is new in 1.18. */ -}}
 {{- $_ := set $d "bpf-distributed-lru" (toString $v.bpf.distributedLRU.enabled) -}}
+{{- else if $v.bpf.distributedLRU.enabled -}}
+{{- fail "bpf.distributedLRU needs Cilium 1.18 or newer" -}}
+{{- end -}}
 {{- $_ := set $d "enable-tcx" (toString $v.bpf.enableTCX) -}}
 {{- $_ := set $d "datapath-mode" (toString $v.bpf.datapathMode) -}}
 {{- $_ := set $d "enable-bpf-clock-probe" (toString $v.bpfClockProbe) -}}
