@@ -111,9 +111,7 @@ def test_upgrade_to_the_bundled_chart_then_back(cluster: DevCluster, kube: Clien
 
 
 def test_upgrade_from_an_oci_repository(cluster: DevCluster, kube: Client, oci_repo: str) -> None:
-    result = run(
-        cluster, "upgrade", "--no-wait", "--repository", oci_repo, "--version", "1.18.5"
-    )
+    result = run(cluster, "upgrade", "--no-wait", "--repository", oci_repo, "--version", "1.18.5")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "chart" not in config(kube)  # the bundled chart's cilium-config, from the registry
     assert "ciliumVersion: 1.18.5" in release_values(cluster)

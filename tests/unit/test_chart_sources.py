@@ -63,7 +63,7 @@ def http_repo(
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -116,7 +116,7 @@ def test_pull_from_a_helm_http_repository(helm_bin: Path, http_repo: str, tmp_pa
     assert (chart / "values.schema.json").is_file()
     assert not install.is_own_chart(chart)
     assert install.target_version(chart, "1.18.5") == "1.18.5"
-    with pytest.raises(CiliumctlError, match="1.17.12"):
+    with pytest.raises(CiliumctlError, match=r"1\.17\.12"):
         install.fetch_chart(Helm(helm_bin), http_repo, "1.17.12", tmp_path / "missing")
 
 
@@ -126,7 +126,7 @@ def test_pull_from_an_oci_registry(helm_bin: Path, oci_repo: str, tmp_path: Path
     assert (chart / "unmodelled-keys.txt").read_text() == (
         chart_dir() / "unmodelled-keys.txt"
     ).read_text()
-    with pytest.raises(CiliumctlError, match="1.18.4"):
+    with pytest.raises(CiliumctlError, match=r"1\.18\.4"):
         install.fetch_chart(Helm(helm_bin), oci_repo, "1.18.4", tmp_path / "missing")
 
 
