@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .PHONY: all host-deps venv lint format unit integration test binaries demo bench clean help
+.PHONY: datapath-headers datapath-test datapath-bench
 
 all: test
 
@@ -53,6 +54,20 @@ integration: venv binaries
 # is a failure here like any other non-zero code.
 test: lint binaries
 	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+# The eBPF datapath (needs root): Debian's split kernel headers merged once into
+# ~/.cache/ciliumctl/kernel-headers for bcc, then the BPF_PROG_TEST_RUN and real-traffic tests.
+datapath-headers: venv host-deps
+	$(BIN)/python -m ciliumctl.datapath.headers
+
+datapath-test: datapath-headers
+	$(BIN)/pytest -m datapath tests/datapath $(PYTEST_ARGS)
+
+datapath-bench: datapath-headers
+	nice -n 10 $(BIN)/python bench/datapath.py
+
+# `make test` runs tests/datapath too (one pytest run); the header tree is prepared first.
+test: datapath-headers
 
 demo: venv binaries
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./scripts/demo.sh

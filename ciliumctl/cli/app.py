@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "validate": ("validate", "app", True),
     "preflight": ("preflight", "app", True),
     "reconcile": ("reconcile", "app", True),
+    "connectivity": ("connectivity", "app", True),
     "completion": ("completion", "app", True),
 }
 #: Global options that take a value (to find the sub-command name in argv).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +13,7 @@ from ciliumctl.cli.output import OutputFormat, ProgressReporter, console, emit, 
 
 if TYPE_CHECKING:
     from ciliumctl.devcluster import DevCluster
+    from ciliumctl.devcluster.images import BuiltImage
 
 app = typer.Typer(
     help="Run a local Kubernetes cluster for demos and tests.\n\n"
@@ -43,6 +44,27 @@ def up(
     nodes: Annotated[
         int, typer.Option("--nodes", min=0, max=1000, help="Number of kwok nodes.")
     ] = 3,
+    real_nodes: Annotated[
+        int,
+        typer.Option(
+            "--real-nodes",
+            min=0,
+            max=16,
+            help="Number of real nodes (kubelet + containerd in namespaces of their own; root).",
+        ),
+    ] = 0,
+    cni: Annotated[
+        str,
+        typer.Option(
+            "--cni",
+            help="CNI of the real nodes: none (NotReady until one is installed, e.g. Cilium) "
+            "or bridge (reference plugins, with kube-proxy).",
+        ),
+    ] = "none",
+    kube_proxy: Annotated[
+        bool,
+        typer.Option("--kube-proxy", help="Run kube-proxy (iptables mode) on the real nodes."),
+    ] = False,
     name: NameOpt = "dev",
     state_dir: StateDirOpt = None,
     timeout: Annotated[
@@ -51,12 +73,20 @@ def up(
 ) -> None:
     """Start the dev cluster and wait for Ready nodes.
 
-    A second `up` reuses the running cluster and adds missing nodes.
+    A second `up` reuses the running cluster, adds missing nodes and restarts a dead
+    kubelet or containerd.
     """
     cluster = _cluster(name, state_dir)
     started = time.monotonic()
     with err_console().status("[cyan]starting dev cluster") as status:
-        result = cluster.up(nodes, progress=ProgressReporter(status), timeout=timeout)
+        result = cluster.up(
+            nodes,
+            real_nodes=real_nodes,
+            cni=cni,
+            kube_proxy=kube_proxy,
+            progress=ProgressReporter(status),
+            timeout=timeout,
+        )
     elapsed = time.monotonic() - started
     ready = sum(1 for n in result.nodes if n.ready)
     out = console()
@@ -66,6 +96,11 @@ def up(
     )
     out.print(f"  API server:  {result.server}")
     out.print(f"  kubeconfig:  {result.kubeconfig}")
+    if result.registry:
+        out.print(
+            f"  registry:    {result.registry} (nodes: {result.network['host_ip']}:"
+            f"{result.registry.rsplit(':', 1)[1]})"
+        )
     where = f" --state-dir {state_dir}" if state_dir else ""
     out.print(f'  use it:      eval "$(cilium dev-cluster env --name {name}{where})"')
 
@@ -108,7 +143,7 @@ def status(
         )
     result = cluster.status()
     if output is not OutputFormat.TEXT:
-        emit({**asdict(result), "running": result.running}, output)
+        emit({**asdict(result), "running": result.running, "healthy": result.healthy}, output)
     else:
         from rich.table import Table
 
@@ -124,9 +159,26 @@ def status(
         for n in result.nodes:
             nodes.add_row(n.name, _mark(n.ready), n.pod_cidr, n.kernel)
         console().print(nodes)
+        if result.real_nodes:
+            real = Table(title=f"real nodes ({len(result.real_nodes)})")
+            for col in ("node", "ip", "kubelet", "containerd", "holder", "podCIDR", "pods", "RSS"):
+                real.add_column(col)
+            for r in result.real_nodes:
+                real.add_row(
+                    r.name,
+                    r.ip,
+                    f"{r.kubelet_pid} {_mark(r.kubelet_healthy)}",
+                    f"{r.containerd_pid} {_mark(r.containerd_healthy)}",
+                    f"{r.holder_pid} {_mark(r.holder_running)}",
+                    r.pod_cidr,
+                    str(r.pods),
+                    f"{r.rss_bytes / 2**20:.0f} MiB",
+                )
+            console().print(real)
+            console().print(f"registry:   {result.registry}")
         console().print(f"kubeconfig: {result.kubeconfig}")
         console().print(f"logs:       {Path(result.state_dir) / 'logs'}")
-    if not result.running:
+    if not result.healthy:
         raise typer.Exit(1)
 
 
@@ -184,3 +236,157 @@ def build(
 
 def _mark(flag: bool) -> str:
     return "[green]yes[/]" if flag else "[red]no[/]"
+
+
+images_app = typer.Typer(
+    help="Images built here for the dev cluster (never pulled): build, push, list.\n\n"
+    "Debian bookworm rootfs (mmdebstrap) packed with umoci into OCI layouts, cached by "
+    "content under ~/.cache/ciliumctl/images.",
+    short_help="Build, push and list the dev cluster's images.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(images_app, name="images")
+
+ImageNamesArg = Annotated[
+    list[str] | None, typer.Argument(help="Images (default all).", show_default=False)
+]
+BuildArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--build-arg",
+        help="NAME=PATH build argument, e.g. world-ca=ca.crt (a CA the image trusts).",
+    ),
+]
+OutputOpt = Annotated[OutputFormat, typer.Option("-o", "--output", help="text, json or yaml")]
+
+
+def _build_args(values: list[str] | None) -> dict[str, Path]:
+    from ciliumctl.errors import UsageError
+
+    out: dict[str, Path] = {}
+    for value in values or []:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--build-arg {value!r} is not NAME=PATH", "e.g. world-ca=ca.crt")
+        out[name] = Path(path)
+    return out
+
+
+def _wanted(names: list[str] | None) -> list[str]:
+    from ciliumctl.devcluster import images
+
+    for name in names or []:
+        images.get(name)  # a usage error names the known images
+    return names or images.names()
+
+
+def _build_all(names: list[str], args: dict[str, Path], rebuild: bool) -> list[BuiltImage]:
+    from ciliumctl.devcluster import images
+
+    built = []
+    with err_console().status("[cyan]building images") as status:
+        progress = ProgressReporter(status)
+        for name in names:
+            recipe = images.get(name)
+            own = {k: v for k, v in args.items() if k in recipe.build_args()}
+            built.append(images.build(name, args=own, rebuild=rebuild, progress=progress))
+    return built
+
+
+@images_app.command("build")
+def images_build(
+    names: ImageNamesArg = None,
+    build_arg: BuildArgOpt = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Rebuild even when the cached image is current.")
+    ] = False,
+    output: OutputOpt = OutputFormat.TEXT,
+) -> None:
+    """Build images (an unchanged recipe is not rebuilt)."""
+    built = _build_all(_wanted(names), _build_args(build_arg), rebuild)
+    if output is not OutputFormat.TEXT:
+        emit([b.to_json() for b in built], output)
+        return
+    for b in built:
+        how = "cached" if b.cached else f"built in {b.seconds:.1f}s"
+        console().print(
+            f"[green]✓[/] {b.repository}:{b.tag:<8} {b.digest[:19]}  {b.size / 1e6:6.1f} MB  {how}"
+        )
+
+
+@images_app.command("push")
+def images_push(
+    registry: Annotated[
+        str, typer.Option("--registry", help="Registry HOST:PORT on 127.0.0.1 (plain HTTP).")
+    ],
+    names: ImageNamesArg = None,
+    build_arg: BuildArgOpt = None,
+    output: OutputOpt = OutputFormat.TEXT,
+) -> None:
+    """Build (if needed) and push images, also under their upstream aliases."""
+    from ciliumctl.devcluster import images
+
+    images.check_registry(registry)
+    built = _build_all(_wanted(names), _build_args(build_arg), False)
+    pushed: list[dict[str, Any]] = []
+    with err_console().status("[cyan]pushing images"):
+        for b in built:
+            pushed.append(
+                {
+                    "name": b.name,
+                    "reference": images.push(b, registry),
+                    "aliases": images.aliases_for(images.get(b.name)),
+                }
+            )
+    if output is not OutputFormat.TEXT:
+        emit(pushed, output)
+        return
+    for p in pushed:
+        console().print(f"[green]✓[/] {p['reference']}")
+        for alias in p["aliases"]:
+            console().print(f"    also as {alias}")
+
+
+@images_app.command("list")
+def images_list(output: OutputOpt = OutputFormat.TEXT) -> None:
+    """List the image recipes, their upstream aliases and the last build of each."""
+    from ciliumctl.devcluster import images
+
+    rows: list[dict[str, Any]] = []
+    for name in images.names():
+        recipe = images.get(name)
+        last = images.cached(name)
+        rows.append(
+            {
+                "name": name,
+                "repository": recipe.repository,
+                "tag": recipe.tag,
+                "base": "debian:" + images.DEBIAN_SUITE
+                if recipe.packages is not None
+                else "scratch",
+                "packages": list(recipe.debian_packages),
+                "buildArgs": list(recipe.build_args()),
+                "aliases": images.aliases_for(recipe),
+                "description": recipe.description,
+                "built": last.to_json() if last else None,
+            }
+        )
+    if output is not OutputFormat.TEXT:
+        emit(rows, output)
+        return
+    from rich.table import Table
+
+    table = Table(title="dev cluster images")
+    for col in ("image", "base", "built digest", "size", "stands in for"):
+        table.add_column(col)
+    for row in rows:
+        built = row["built"]
+        table.add_row(
+            f"{row['repository']}:{row['tag']}",
+            str(row["base"]),
+            str(built["digest"])[:19] if built else "-",
+            f"{built['size'] / 1e6:.1f} MB" if built else "-",
+            "\n".join(row["aliases"]) or "-",
+        )
+    console().print(table)

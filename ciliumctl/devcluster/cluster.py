@@ -88,11 +88,22 @@ class ClusterStatus:
     server: str
     components: list[ComponentStatus]
     nodes: list[NodeStatus]
+    #: real nodes' processes (:class:`ciliumctl.devcluster.realnodes.RealNodeStatus`)
+    real_nodes: list[Any] = field(default_factory=list)
+    #: the sealed network (:class:`ciliumctl.devcluster.network.NetworkInfo` as a dict)
+    network: dict[str, Any] = field(default_factory=dict)
+    #: the registry's host:port on 127.0.0.1 ('' without real nodes)
+    registry: str = ""
 
     @property
     def running(self) -> bool:
         """True when every component runs and answers its health check."""
         return bool(self.components) and all(c.running and c.healthy for c in self.components)
+
+    @property
+    def healthy(self) -> bool:
+        """Running, and every real node's holder, containerd and kubelet healthy."""
+        return self.running and all(n.healthy for n in self.real_nodes)
 
 
 def default_state_root() -> Path:
@@ -271,7 +282,14 @@ class DevCluster:
             "sa": pki.service_account_keys(self.pki_dir),
         }
 
-    def _write_kubeconfig(self, path: Path, server: str, creds: pki.CertPair, user: str) -> None:
+    def _write_kubeconfig(
+        self,
+        path: Path,
+        server: str,
+        creds: pki.CertPair,
+        user: str,
+        tls_server_name: str | None = None,
+    ) -> None:
         import base64
 
         def b64(p: Path) -> str:
@@ -286,6 +304,7 @@ class DevCluster:
                     "cluster": {
                         "server": server,
                         "certificate-authority-data": b64(self.pki_dir / "ca.crt"),
+                        **({"tls-server-name": tls_server_name} if tls_server_name else {}),
                     },
                 }
             ],
@@ -409,12 +428,29 @@ class DevCluster:
 
     # ------------------------------------------------------------------ up
     def up(
-        self, nodes: int = 3, *, progress: Progress = lambda _: None, timeout: float = 120.0
+        self,
+        nodes: int = 3,
+        *,
+        real_nodes: int = 0,
+        cni: str = "none",
+        kube_proxy: bool = False,
+        progress: Progress = lambda _: None,
+        timeout: float = 120.0,
     ) -> ClusterStatus:
-        """Start the cluster (or reuse the running one) and return when nodes are Ready."""
+        """Start the cluster (or reuse the running one) and return when nodes are Ready.
+
+        ``real_nodes`` kubelet+containerd nodes join the kwok nodes (see
+        :mod:`ciliumctl.devcluster.realcluster`): Ready with ``cni="bridge"``, registered
+        (NotReady, as without a CNI) with ``cni="none"``.
+        """
         if nodes < 0 or nodes > 1000:
             raise DevClusterError(f"--nodes {nodes} is out of range", "use 0 to 1000 nodes")
         state = self._load_state()
+        if real_nodes or state.get("network"):
+            from ciliumctl.devcluster import realcluster
+
+            realcluster.validate(self, state, real_nodes, cni)
+            state = self._load_state()
         current = self.status(with_nodes=False) if state else None
         if current is not None and current.running:
             progress(f"reusing running dev cluster {self.name!r}")
@@ -424,6 +460,15 @@ class DevCluster:
                 self._stop_all()
             self._start_components(state, progress, timeout)
         self._ensure_nodes(nodes, progress, timeout)
+        if real_nodes or state.get("network"):
+            realcluster.ensure(
+                self,
+                real_nodes,
+                cni=cni,
+                kube_proxy=kube_proxy,
+                progress=progress,
+                timeout=timeout,
+            )
         return self.status()
 
     def _start_components(self, state: dict[str, Any], progress: Progress, timeout: float) -> None:
@@ -445,6 +490,8 @@ class DevCluster:
             "components": [],
             "kubeconfig": str(self.kubeconfig_path),
             "advertise": advertise,
+            # the sealed network and real nodes outlive a restart of the control plane
+            **{k: state[k] for k in ("network", "real_nodes", "real") if k in state},
         }
 
         def remember(comp: Component) -> None:
@@ -698,9 +745,14 @@ class DevCluster:
                         ),
                     )
                 )
-        return ClusterStatus(
+        result = ClusterStatus(
             self.name, str(self.state_dir), str(self.kubeconfig_path), server, statuses, nodes
         )
+        if state.get("network"):
+            from ciliumctl.devcluster import realcluster
+
+            realcluster.fill_status(self, state, result, api_ok and with_nodes)
+        return result
 
     def restart_component(self, name: str, *, timeout: float = 120.0) -> Component:
         """Stop one component and start it again with the same command and port (tests use
@@ -735,7 +787,13 @@ class DevCluster:
                 f"no dev cluster {self.name!r} at {self.state_dir}",
                 "check --name/--state-dir; `cilium dev-cluster status` lists what runs",
             )
-        stopped = self._stop_all()
+        state = self._load_state()
+        stopped: list[str] = []
+        if state.get("network"):
+            from ciliumctl.devcluster import realcluster
+
+            stopped += realcluster.down(self, state)
+        stopped += self._stop_all()
         if keep_state:
             state = self._load_state()
             state["components"] = []

@@ -269,6 +269,42 @@ class Client:
             if not token:
                 return
 
+    def list_with_version(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[builtins.list[Obj], str]:
+        """Every matching object and the list's resourceVersion (where a watch starts)."""
+        path = self._path(api_version, kind, namespace)
+        items: builtins.list[Obj] = []
+        token: str | None = None
+        version = ""
+        while True:
+            page = self.request(
+                "GET",
+                path,
+                what=f"list {kind}" + (f" in {namespace}" if namespace else ""),
+                query=[
+                    ("labelSelector", label_selector),
+                    ("fieldSelector", field_selector),
+                    ("limit", 500),
+                    ("continue", token),
+                ],
+            )
+            meta = page.get("metadata") or {}
+            version = version or str(meta.get("resourceVersion") or "")
+            for item in page.get("items", []):
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                items.append(item)
+            token = meta.get("continue")
+            if not token:
+                return items, version
+
     def list(
         self,
         api_version: str,
@@ -604,6 +640,80 @@ class Client:
                 for chunk in raw.stream(chunk_size, decode_content=True):
                     if chunk:
                         yield chunk
+            except HTTPError as exc:
+                raise KubeError(f"{what}: the stream broke: {_short_reason(exc)}") from exc
+        finally:
+            raw.release_conn()
+
+    # ----------------------------------------------------------------- watch
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        timeout_seconds: int = 300,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Iterator[Obj]:
+        """Watch events (``{"type", "object"}``) after ``resource_version``, as they arrive.
+
+        Ends when the server closes the watch (after ``timeout_seconds``); an expired
+        resource version arrives as an ``ERROR`` event with code 410, as the API sends it.
+        """
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        what = f"watch {kind}" + (f" in {namespace}" if namespace else "")
+        try:
+            method_, url, hdrs, body_, post = self.api_client.param_serialize(
+                method="GET",
+                resource_path=self._path(api_version, kind, namespace),
+                query_params=[
+                    (k, v)
+                    for k, v in (
+                        ("watch", "true"),
+                        ("resourceVersion", resource_version),
+                        ("allowWatchBookmarks", "true"),
+                        ("timeoutSeconds", timeout_seconds),
+                        ("labelSelector", label_selector),
+                        ("fieldSelector", field_selector),
+                    )
+                    if v is not None
+                ],
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            resp = self.api_client.call_api(
+                method_,
+                url,
+                header_params=hdrs,
+                body=body_,
+                post_params=post,
+                _request_timeout=(self._timeout[0], timeout_seconds + 30),
+            )
+        except ApiException as exc:
+            raise translate_api_error(exc, what) from exc
+        except HTTPError as exc:
+            raise UnreachableError(self.server, _short_reason(getattr(exc, "reason", exc))) from exc
+        raw = resp.response
+        try:
+            if not 200 <= int(resp.status) < 300:
+                raise translate_api_error(_Failure(int(resp.status), raw.read(), resp.reason), what)
+            pending = b""
+            try:
+                for chunk in raw.stream(1 << 16, decode_content=True):
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            event: Obj = json.loads(line)
+                            obj = event.get("object")
+                            if isinstance(obj, dict) and event.get("type") != "ERROR":
+                                obj.setdefault("apiVersion", api_version)
+                                obj.setdefault("kind", kind)
+                            yield event
             except HTTPError as exc:
                 raise KubeError(f"{what}: the stream broke: {_short_reason(exc)}") from exc
         finally:

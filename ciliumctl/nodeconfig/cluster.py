@@ -184,6 +184,23 @@ class Snapshot:
         return [node_info(self.nodes[n]) for n in sorted(self.nodes)]
 
 
+def read_configmaps(
+    client: NodeConfigClient, sources: list[ConfigSource]
+) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], Obj]]:
+    """The data of the ConfigMaps the sources name (those that exist), and the objects."""
+    data: dict[tuple[str, str], dict[str, str]] = {}
+    objects: dict[tuple[str, str], Obj] = {}
+    for source in sources:
+        if source.kind != KIND_CONFIGMAP:
+            continue
+        cm = client.get_or_none("v1", "ConfigMap", source.name, source.namespace)
+        if cm is not None:
+            key = (source.namespace, source.name)
+            objects[key] = cm
+            data[key] = {str(k): str(v) for k, v in (cm.get("data") or {}).items()}
+    return data, objects
+
+
 def load(client: NodeConfigClient, namespace: str, *, with_pods: bool = True) -> Snapshot:
     """Read the agent DaemonSet, ConfigMaps, CNCs, nodes and (optionally) agent pods."""
     ds = client.get_or_none("apps/v1", "DaemonSet", AGENT_DS, namespace)
@@ -193,18 +210,8 @@ def load(client: NodeConfigClient, namespace: str, *, with_pods: bool = True) ->
         notes.append(
             f"DaemonSet {AGENT_DS} not found in {namespace}: assuming the default config sources"
         )
-    configmaps: dict[tuple[str, str], dict[str, str]] = {}
-    main_cm: Obj | None = None
-    for source in settings.sources:
-        if source.kind != KIND_CONFIGMAP:
-            continue
-        cm = client.get_or_none("v1", "ConfigMap", source.name, source.namespace)
-        if cm is not None:
-            configmaps[(source.namespace, source.name)] = {
-                str(k): str(v) for k, v in (cm.get("data") or {}).items()
-            }
-        if (source.namespace, source.name) == (namespace, CONFIGMAP):
-            main_cm = cm
+    configmaps, found = read_configmaps(client, settings.sources)
+    main_cm = found.get((namespace, CONFIGMAP))
     if main_cm is None:
         main_cm = client.get_or_none("v1", "ConfigMap", CONFIGMAP, namespace)
     if main_cm is None:

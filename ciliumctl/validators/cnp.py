@@ -191,16 +191,27 @@ def validate_cluster(client: PolicyLister, target: tuple[int, int] = DEFAULT_TAR
         for obj in objects:
             obj.setdefault("apiVersion", pm.API_VERSION)
             obj.setdefault("kind", kind)
-            meta = obj.get("metadata") or {}
-            where = (
-                f"{meta.get('namespace')}/{meta.get('name')}"
-                if meta.get("namespace")
-                else (str(meta.get("name")))
-            )
             report.documents += 1
-            place = _Place(f"cluster:{kind}/{where}", None, None, ())
-            _validate_object(report, obj, place, target)
+            _validate_stored(report, obj, target)
     return report
+
+
+def validate_object(obj: dict[str, Any], target: tuple[int, int] = DEFAULT_TARGET) -> Report:
+    """Validate one CNP/CCNP object as the API serves it (the agent rejects what fails here)."""
+    report = Report(documents=1)
+    _validate_stored(report, obj, target)
+    return report
+
+
+def _validate_stored(report: Report, obj: dict[str, Any], target: tuple[int, int]) -> None:
+    meta = obj.get("metadata") or {}
+    where = (
+        f"{meta.get('namespace')}/{meta.get('name')}"
+        if meta.get("namespace")
+        else (str(meta.get("name")))
+    )
+    place = _Place(f"cluster:{obj.get('kind')}/{where}", None, None, ())
+    _validate_object(report, obj, place, target)
 
 
 def _validate_document(report: Report, doc: Document, target: tuple[int, int]) -> None:

@@ -743,9 +743,14 @@ class RegistryClient:
         resp.close()
         return desc
 
-    def push_manifest(self, ref: Reference, data: Mapping[str, Any], media_type: str) -> str:
-        """Upload a manifest under ``ref``'s tag (or by digest); returns its digest."""
-        raw = json.dumps(data, separators=(",", ":")).encode()
+    def push_manifest(
+        self, ref: Reference, data: Mapping[str, Any] | bytes, media_type: str
+    ) -> str:
+        """Upload a manifest under ``ref``'s tag (or by digest); returns its digest.
+
+        ``bytes`` are uploaded verbatim (their digest is the one a layout already names).
+        """
+        raw = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")).encode()
         digest = digest_of(raw)
         resp = self._request(
             "PUT",

@@ -1,0 +1,136 @@
+"""Benchmark of `cilium connectivity test` on a dev cluster with real nodes; prints JSON.
+
+Brings up dev cluster ``ct-bench`` (2 real nodes, bridge CNI) unless ``--kubeconfig`` names
+a running cluster, then runs the implemented suite twice as a user would (``cilium
+connectivity test``): cold (fresh namespace: deploy, readiness waits, tests) and warm
+(workloads kept). Reports the wall time of each run and of its phases. When cilium-cli has
+been built (``--cilium-cli PATH``, default ``~/.cache/ciliumctl/bin-ct/cilium-cli``) it runs
+the same tests against the same cluster, side by side. Goal: the suite in <= 180 s and
+ours <= 0.5x cilium-cli's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ciliumctl.connectivity.params import (  # noqa: E402
+    CURL_IMAGE,
+    DNS_TEST_SERVER_IMAGE,
+    JSON_MOCK_IMAGE,
+    Params,
+)
+from ciliumctl.connectivity.runner import Runner  # noqa: E402
+from ciliumctl.k8s import Client  # noqa: E402
+
+DEFAULT_CLI = Path.home() / ".cache/ciliumctl/bin-ct/cilium-cli"
+UPSTREAM_IMAGES = {
+    "curl_image": CURL_IMAGE,
+    "json_mock_image": JSON_MOCK_IMAGE,
+    "dns_test_server_image": DNS_TEST_SERVER_IMAGE,
+}
+
+
+def ours(kubeconfig: str, context: str | None, namespace: str, tests: list[str]) -> dict:  # type: ignore[type-arg]
+    """One in-process run with the phase timings the runner records."""
+    client = Client(kubeconfig, context)
+    lines: list[str] = []
+    params = Params(test_namespace=namespace, tests=tests, **IMAGES)
+    start = time.perf_counter()
+    result = Runner(client, params, log=lines.append, context=client.context or "").run()
+    wall = time.perf_counter() - start
+    tests_run = [t for r in result.runs for t in r.tests]
+    return {
+        "wall_seconds": round(wall, 2),
+        "phases_seconds": {k: round(v, 2) for k, v in result.phases.items()},
+        "tests_seconds": {t.name: round(t.seconds, 2) for t in tests_run if not t.skipped},
+        "tests": len(tests_run),
+        "skipped": sum(1 for t in tests_run if t.skipped),
+        "failed": [t.name for t in tests_run if t.failed],
+        "actions": sum(len(t.outcomes) for t in tests_run),
+    }
+
+
+def upstream(cli: Path, kubeconfig: str, namespace: str, tests: list[str]) -> dict:  # type: ignore[type-arg]
+    """cilium-cli itself, same tests, same cluster."""
+    args = [str(cli), "connectivity", "test", "--test-namespace", namespace]
+    for t in tests:
+        args += ["--test", t]
+    args += [
+        "--curl-image",
+        IMAGES["curl_image"],
+        "--json-mock-image",
+        IMAGES["json_mock_image"],
+        "--dns-test-server-image",
+        IMAGES["dns_test_server_image"],
+        "--hubble=false",
+        "--flow-validation=disabled",
+    ]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "KUBECONFIG": kubeconfig},
+        )
+    except subprocess.TimeoutExpired:
+        return {"wall_seconds": None, "error": "timed out after 900 s"}
+    wall = time.perf_counter() - start
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+    return {"wall_seconds": round(wall, 2), "exit_code": proc.returncode, "last_lines": tail}
+
+
+IMAGES = dict(UPSTREAM_IMAGES)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kubeconfig", help="use this running cluster instead of ct-bench")
+    ap.add_argument("--context")
+    ap.add_argument("--cilium-cli", type=Path, default=DEFAULT_CLI)
+    ap.add_argument("--test", action="append", default=[])
+    ap.add_argument("--keep", action="store_true", help="leave ct-bench up")
+    args = ap.parse_args()
+    tests = args.test or []
+    out: dict = {"goal": {"suite_seconds_max": 180, "ratio_to_cilium_cli_max": 0.5}}  # type: ignore[type-arg]
+    cluster = None
+    kubeconfig = args.kubeconfig
+    if not kubeconfig:
+        from ciliumctl.devcluster import DevCluster
+
+        cluster = DevCluster("ct-bench")
+        start = time.perf_counter()
+        cluster.up(0, real_nodes=2, cni="bridge", timeout=600)  # type: ignore[call-arg]
+        out["cluster_up_seconds"] = round(time.perf_counter() - start, 2)
+        kubeconfig = str(cluster.kubeconfig_path)
+    try:
+        client = Client(kubeconfig, args.context)
+        client.delete("v1", "Namespace", "ct-bench-1")
+        out["cold"] = ours(kubeconfig, args.context, "ct-bench", tests)
+        out["warm"] = ours(kubeconfig, args.context, "ct-bench", tests)
+        out["suite_within_goal"] = out["cold"]["wall_seconds"] <= 180
+        if args.cilium_cli.exists():
+            out["cilium_cli"] = upstream(args.cilium_cli, kubeconfig, "ct-upstream", tests)
+            theirs = out["cilium_cli"].get("wall_seconds")
+            if theirs and out["cilium_cli"].get("exit_code") == 0:
+                out["ratio_to_cilium_cli"] = round(out["cold"]["wall_seconds"] / theirs, 3)
+        else:
+            out["cilium_cli"] = {"error": f"not built at {args.cilium_cli}"}
+    finally:
+        if cluster is not None and not args.keep:
+            cluster.down()
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+"""The agent's REST API on a unix socket, with upstream's paths, and the health endpoint.
+
+``cilium-dbg`` and ``cilium-cni`` are its clients. Paths follow upstream's API where one
+exists (``/v1/healthz``, ``/v1/config``, ``/v1/endpoint``, ``/v1/identity``, ``/v1/policy``,
+``/v1/map``, ``/v1/ipam``, ``/v1/service``, ``/v1/ip``, ``/v1/debuginfo``); the monitor is a
+long poll (``/v1/monitor?since=N``) instead of upstream's separate monitor socket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ciliumctl.agent import labels as lbl
+from ciliumctl.agent.daemon import Agent
+from ciliumctl.agent.ipam import IPAMError
+from ciliumctl.errors import CiliumctlError
+
+log = logging.getLogger("cilium-agent.api")
+
+Route = Callable[[Agent, "Request"], tuple[int, Any]]
+
+
+class Request:
+    """The parts of an HTTP request a route reads."""
+
+    def __init__(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+        self.params: dict[str, str] = {}
+
+    def arg(self, name: str, default: str = "") -> str:
+        """One query parameter."""
+        return self.query.get(name, [default])[0]
+
+
+class APIError(CiliumctlError):
+    """An error answered with an HTTP status and upstream's error body (a JSON string)."""
+
+    def __init__(self, status: int, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+
+# ---------------------------------------------------------------------- routes
+def _healthz(agent: Agent, _req: Request) -> tuple[int, Any]:
+    return 200, agent.status()
+
+
+def _config(agent: Agent, _req: Request) -> tuple[int, Any]:
+    values = dict(sorted(agent.config.values.items()))
+    return 200, {
+        "spec": {"options": {}, "policy-enforcement": agent.config.get("enable-policy")},
+        "status": {
+            "daemonConfigurationMap": values,
+            "realized": {"policy-enforcement": agent.config.get("enable-policy")},
+            "addressing": {"ipv4": {"enabled": True, "ip": agent.ipam.router or ""}},
+            "routing-mode": agent.config.get("routing-mode"),
+            "ipam-mode": agent.config.get("ipam"),
+            "kube-proxy-replacement": agent.config.get("kube-proxy-replacement"),
+            "sources": dict(sorted(agent.config.sources.items())),
+        },
+    }
+
+
+def _endpoints(agent: Agent, _req: Request) -> tuple[int, Any]:
+    return 200, [ep.to_api() for ep in agent.endpoints.list()]
+
+
+def _endpoint_id(req: Request) -> int:
+    raw = req.params["id"]
+    if raw.startswith("cilium-local:"):
+        raw = raw.partition(":")[2]
+    if not raw.isdigit():
+        raise APIError(400, f"endpoint id {raw!r} is not a number", "use the ID column")
+    return int(raw)
+
+
+def _endpoint(agent: Agent, req: Request) -> tuple[int, Any]:
+    ep = agent.endpoints.get(_endpoint_id(req))
+    if ep is None:
+        raise APIError(
+            404, f"endpoint {req.params['id']} not found", "see cilium-dbg endpoint list"
+        )
+    return 200, ep.to_api()
+
+
+def _endpoint_put(agent: Agent, req: Request) -> tuple[int, Any]:
+    """CNI ADD: create the endpoint of a pod (upstream's EndpointChangeRequest subset)."""
+    body = req.body if isinstance(req.body, dict) else {}
+    namespace, name = body.get("k8s-namespace"), body.get("k8s-pod-name")
+    if not namespace or not name:
+        raise APIError(400, "k8s-namespace and k8s-pod-name are required")
+    pod = agent.pod_for(str(namespace), str(name))
+    if pod is None:
+        raise APIError(404, f"pod {namespace}/{name} not found", "is the API server reachable?")
+    addressing = body.get("addressing") or {}
+    raw_id = req.params["id"]
+    endpoint_id = int(raw_id) if raw_id.isdigit() and int(raw_id) > 0 else None  # 0: agent picks
+    ep = agent.endpoints.add(
+        pod,
+        agent.ns_labels(str(namespace)),
+        endpoint_id=endpoint_id,
+        container_id=str(body.get("container-id") or ""),
+        ifname=str(body.get("interface-name") or ""),
+        netns=str(body.get("netns-path") or ""),
+        ipv4=addressing.get("ipv4"),
+        mac=body.get("mac"),
+        host_mac=body.get("host-mac"),
+    )
+    return 201, ep.to_api()
+
+
+def _endpoint_delete(agent: Agent, req: Request) -> tuple[int, Any]:
+    ep = agent.remove_endpoint(_endpoint_id(req))
+    return (200, {"deleted": ep.id}) if ep else (404, f"endpoint {req.params['id']} not found")
+
+
+def _identity_model(number: int, labels: dict[str, str]) -> dict[str, Any]:
+    return {"id": number, "labels": lbl.format_labels(labels)}
+
+
+def _identities(agent: Agent, _req: Request) -> tuple[int, Any]:
+    out = [_identity_model(n, lbl.RESERVED_LABELS[n]) for n in sorted(lbl.RESERVED_LABELS)]
+    out += [_identity_model(n, v) for n, v in sorted(agent.allocator.identities().items())]
+    out += [
+        _identity_model(n, lbl.cidr_labels(p))
+        for p, n in sorted(agent.cidr_identities.items(), key=lambda i: i[1])
+    ]
+    return 200, out
+
+
+def _identity(agent: Agent, req: Request) -> tuple[int, Any]:
+    _, all_ids = _identities(agent, req)
+    raw = req.params["id"]
+    for item in all_ids:
+        if str(item["id"]) == raw or lbl.RESERVED_NAMES.get(item["id"]) == f"reserved:{raw}":
+            return 200, item
+    raise APIError(404, f"identity {raw} not found", "see cilium-dbg identity list")
+
+
+def _policy(agent: Agent, req: Request) -> tuple[int, Any]:
+    rules: list[dict[str, Any]] = []
+    for parsed in agent.repository.policies():
+        rules.append(
+            {
+                "policy": str(parsed.key),
+                "rules": len(parsed.rules),
+                "errors": list(parsed.errors),
+                "cidrs": sorted(parsed.cidrs),
+                "selectors": [str(r.subject) for r in parsed.rules],
+            }
+        )
+    wanted = req.query.get("labels")
+    if wanted:
+        rules = [r for r in rules if any(w in str(r["policy"]) for w in wanted)]
+    return 200, {"revision": agent.repository.revision, "policy": json.dumps(rules, indent=2)}
+
+
+def _selectors(agent: Agent, _req: Request) -> tuple[int, Any]:
+    return 200, [
+        {"selector": str(sel), "identities": sorted(ids), "users": 1}
+        for sel, ids in sorted(agent.cache.selectors().items(), key=lambda i: str(i[0]))
+    ]
+
+
+def _maps(agent: Agent, _req: Request) -> tuple[int, Any]:
+    names = agent.datapath.map_names()
+    return 200, {"maps": [{"name": n, "path": n} for n in names]}
+
+
+def _map(agent: Agent, req: Request) -> tuple[int, Any]:
+    name = req.params["name"]
+    if name not in agent.datapath.map_names():
+        raise APIError(404, f"map {name} not found", "see cilium-dbg map list")
+    return 200, {"path": name, "cache": agent.datapath.dump_map(name)}
+
+
+def _ipam_post(agent: Agent, req: Request) -> tuple[int, Any]:
+    owner = req.arg("owner") or "unknown"
+    try:
+        alloc = agent.ipam.allocate(owner)
+    except IPAMError as exc:
+        raise APIError(502 if exc.code == "exhausted" else 503, exc.message, exc.hint) from exc
+    return 201, {
+        "address": {"ipv4": alloc.ip},
+        "ipv4": {"ip": alloc.ip, "cidrs": [alloc.cidr], "gateway": alloc.gateway},
+        "host-addressing": {"ipv4": {"ip": alloc.gateway, "enabled": True}},
+    }
+
+
+def _ipam_delete(agent: Agent, req: Request) -> tuple[int, Any]:
+    released = agent.ipam.release(req.params["ip"])
+    return 200, {"released": released}
+
+
+def _ipam_get(agent: Agent, _req: Request) -> tuple[int, Any]:
+    return 200, agent.ipam.status()
+
+
+def _services(agent: Agent, _req: Request) -> tuple[int, Any]:
+    out = []
+    for index, (name, fe) in enumerate(agent.services.list(), start=1):
+        out.append(
+            {
+                "spec": {
+                    "id": index,
+                    "frontend-address": {
+                        "ip": fe.address,
+                        "port": fe.port,
+                        "protocol": fe.protocol.name,
+                    },
+                    "backend-addresses": [
+                        {"ip": b.address, "port": b.port, "state": "active"} for b in fe.backends
+                    ],
+                    "flags": {
+                        "type": fe.kind,
+                        "name": name.split("/")[1],
+                        "namespace": name.split("/")[0],
+                    },
+                },
+                "status": {"realized": {"id": index}},
+            }
+        )
+    return 200, out
+
+
+def _ip(agent: Agent, _req: Request) -> tuple[int, Any]:
+    return 200, [
+        {
+            "cidr": o.entry.prefix,
+            "identity": o.entry.identity,
+            "host-ip": o.entry.tunnel_endpoint or "",
+            "source": o.owner,
+        }
+        for o in agent.ipcache.entries()
+    ]
+
+
+def _debuginfo(agent: Agent, req: Request) -> tuple[int, Any]:
+    _, policy = _policy(agent, req)
+    _, services = _services(agent, req)
+    return 200, {
+        "cilium-status": agent.status(),
+        "cilium-version": agent.status()["version"],
+        "endpoint-list": [ep.to_api() for ep in agent.endpoints.list()],
+        "policy": policy,
+        "service-list": services,
+        "kernel-version": os.uname().release,
+        "cilium-memory-map": "",
+    }
+
+
+def _monitor(agent: Agent, req: Request) -> tuple[int, Any]:
+    since = int(req.arg("since", "0") or 0)
+    timeout = min(float(req.arg("timeout", "1") or 1), 30.0)
+    events = agent.events_since(since, timeout)
+    types = {t for value in req.query.get("type", []) for t in value.split(",") if t}
+    if types:
+        events = [e for e in events if e.get("type") in types]
+    return 200, {"last": agent.event_seq, "events": events}
+
+
+def _metrics(agent: Agent, _req: Request) -> tuple[int, Any]:
+    return 200, agent.metrics.text().decode()
+
+
+ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
+    (m, re.compile(f"^{p}$"), f)
+    for m, p, f in (
+        ("GET", r"/v1/healthz", _healthz),
+        ("GET", r"/v1/config", _config),
+        ("GET", r"/v1/endpoint", _endpoints),
+        ("GET", r"/v1/endpoint/(?P<id>[^/]+)", _endpoint),
+        ("PUT", r"/v1/endpoint/(?P<id>[^/]+)", _endpoint_put),
+        ("DELETE", r"/v1/endpoint/(?P<id>[^/]+)", _endpoint_delete),
+        ("GET", r"/v1/identity", _identities),
+        ("GET", r"/v1/identity/(?P<id>[^/]+)", _identity),
+        ("GET", r"/v1/policy", _policy),
+        ("GET", r"/v1/policy/selectors", _selectors),
+        ("GET", r"/v1/map", _maps),
+        ("GET", r"/v1/map/(?P<name>[^/]+)", _map),
+        ("GET", r"/v1/ipam", _ipam_get),
+        ("POST", r"/v1/ipam", _ipam_post),
+        ("DELETE", r"/v1/ipam/(?P<ip>[^/]+)", _ipam_delete),
+        ("GET", r"/v1/service", _services),
+        ("GET", r"/v1/ip", _ip),
+        ("GET", r"/v1/debuginfo", _debuginfo),
+        ("GET", r"/v1/monitor", _monitor),
+        ("GET", r"/v1/metrics", _metrics),
+    )
+]
+
+
+def dispatch(agent: Agent, method: str, target: str, body: Any) -> tuple[int, Any]:
+    """Route one request; errors become upstream-style JSON string bodies."""
+    parts = urlsplit(target)
+    req = Request(method, parts.path.rstrip("/") or "/", parse_qs(parts.query), body)
+    known_path = False
+    for route_method, pattern, handler in ROUTES:
+        match = pattern.match(req.path)
+        if not match:
+            continue
+        known_path = True
+        if route_method != method:
+            continue
+        req.params = match.groupdict()
+        try:
+            return handler(agent, req)
+        except APIError as exc:
+            return exc.status, str(exc)
+        except CiliumctlError as exc:
+            return 500, str(exc)
+    return (405, f"{method} not allowed on {req.path}") if known_path else (404, "no such path")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    agent: Agent
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            self._reply(400, "request body is not JSON")
+            return
+        try:
+            status, payload = dispatch(self.agent, method, self.path, body)
+        except Exception as exc:  # a bug must answer 500, not kill the server thread
+            log.exception("API %s %s failed", method, self.path)
+            status, payload = 500, f"internal error: {exc}"
+        self._reply(status, payload)
+
+    def _reply(self, status: int, payload: Any) -> None:
+        data = (
+            payload.encode()
+            if isinstance(payload, str) and self.path.startswith("/v1/metrics")
+            else json.dumps(payload).encode()
+        )
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def address_string(self) -> str:
+        return "unix"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("api: " + format, *args)
+
+
+class UnixAPIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """HTTP on a unix socket, one thread per connection."""
+
+    daemon_threads = True
+
+
+def serve_api(agent: Agent, path: Path) -> UnixAPIServer:
+    """Listen on ``path`` (mode 0660, a stale socket replaced) in a daemon thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket() or path.exists():
+        path.unlink()
+    handler = type("AgentAPIHandler", (_Handler,), {"agent": agent})
+    server = UnixAPIServer(str(path), handler)
+    os.chmod(path, 0o660)
+    threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+    return server
+
+
+class _HealthHandler(BaseHTTPRequestHandler):
+    agent: Agent
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path != "/healthz":
+            self.send_error(404)
+            return
+        require = self.headers.get("require-k8s-connectivity", "true").lower() != "false"
+        ok = self.agent.healthy(require_k8s=require)
+        if self.headers.get("brief", "").lower() == "true":
+            data = b"OK" if ok else b"FAIL"
+        else:
+            data = json.dumps(self.agent.status()).encode()
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("health: " + format, *args)
+
+
+def serve_health(agent: Agent, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """The kubelet probes' ``/healthz`` on ``host:port`` in a daemon thread."""
+    handler = type("AgentHealthHandler", (_HealthHandler,), {"agent": agent})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.address_family = socket.AF_INET
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server

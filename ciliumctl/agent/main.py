@@ -1,0 +1,114 @@
+"""``cilium-agent``: load the configuration, start the API, health, metrics and watchers."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ciliumctl.agent.config import AgentConfig, parse_flags
+from ciliumctl.agent.daemon import Agent
+from ciliumctl.agent.datapath import Datapath
+from ciliumctl.errors import CiliumctlError, ConfigError
+
+log = logging.getLogger("cilium-agent")
+DATAPATH_MODULE = "ciliumctl.datapath.datapath"
+
+
+def cni_conflist() -> dict[str, Any]:
+    """The CNI configuration the agent installs when it is ready."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": "cilium",
+        "plugins": [
+            {
+                "type": "cilium-cni",
+                "enable-debug": False,
+                "log-file": "/var/run/cilium/cilium-cni.log",
+            }
+        ],
+    }
+
+
+def write_cni_conf(path: str) -> None:
+    """Write the conflist atomically (containerd picks it up when it appears)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name("." + target.name + ".tmp")
+    tmp.write_text(json.dumps(cni_conflist(), indent=2) + "\n")
+    os.replace(tmp, target)
+
+
+def open_datapath(config: AgentConfig) -> Datapath:
+    """The kernel datapath (:class:`ciliumctl.datapath.Datapath`) for this configuration."""
+    try:
+        module = importlib.import_module(DATAPATH_MODULE)
+    except ImportError as exc:
+        raise ConfigError(
+            f"this build has no eBPF datapath ({DATAPATH_MODULE} cannot be imported: {exc})",
+            "install a ciliumctl wheel that includes the datapath",
+        ) from exc
+    datapath: Datapath = module.Datapath(
+        config.get("bpf-pin-root") or f"{config.get('bpf-root')}/tc/globals",
+        routing=config.get("routing-mode"),
+    )
+    return datapath
+
+
+def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agent:
+    """Start every server and loop of an agent; returns the running agent."""
+    from ciliumctl.agent.api import serve_api, serve_health
+
+    agent = Agent(config, datapath, client, node)
+    agent.restore_endpoints()
+    serve_api(agent, config.socket_path)
+    serve_health(agent, int(config.get("agent-health-port")))
+    port = config.metrics_port
+    if port is not None:
+        agent.metrics.serve(port)
+    agent.start_watchers()
+    threading.Thread(target=agent.pump_events, name="monitor", daemon=True).start()
+    threading.Thread(target=agent.maintenance, name="maintenance", daemon=True).start()
+    if agent.wait_synced(timeout=60):
+        log.info("all watchers in sync")
+        agent.reconcile_restored()
+        if config.get("write-cni-conf-when-ready"):
+            write_cni_conf(config.get("write-cni-conf-when-ready"))
+    else:
+        log.warning("watchers not in sync after 60s; serving what is known")
+    return agent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cilium-agent`` console script."""
+    logging.basicConfig(
+        level=logging.INFO, format="time=%(asctime)s level=%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        overrides, config_dir = parse_flags(sys.argv[1:] if argv is None else argv)
+        config = AgentConfig.load(Path(config_dir) if config_dir else None, overrides)
+        if config.flag("debug"):
+            logging.getLogger().setLevel(logging.DEBUG)
+        from ciliumctl.k8s import Client
+
+        node = os.environ.get("K8S_NODE_NAME") or socket.gethostname()
+        client = Client(config.get("k8s-kubeconfig-path") or None)
+        agent = run(config, open_datapath(config), client, node)
+    except CiliumctlError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    agent.stop()
+    log.info("stopped; the datapath keeps its state for the next start")
+    return 0

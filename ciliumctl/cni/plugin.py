@@ -1,0 +1,307 @@
+"""``cilium-cni``: CNI spec 1.0 (ADD, DEL, CHECK, VERSION) and 1.1's STATUS.
+
+ADD asks the agent for an address (its IPAM: cluster-pool or kubernetes), wires the pod with
+a veth through the datapath's netlink layer, registers the endpoint with the agent and
+prints the CNI result. DEL undoes all of it and succeeds when there is nothing left to undo.
+Failures print CNI error JSON (code, msg, details) on stdout and exit non-zero; whatever ADD
+created before failing is removed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+from ciliumctl.dbg.client import AgentAPIError, AgentClient, AgentUnreachableError
+
+CNI_VERSION = "1.0.0"
+SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+NETLINK_MODULE = "ciliumctl.datapath.netlink"
+
+# CNI error codes (spec section "Error"); 100+ are this plugin's own.
+E_INCOMPATIBLE_VERSION = 1
+E_CONTAINER_UNKNOWN = 3
+E_INVALID_ENV = 4
+E_IO = 5
+E_DECODE = 6
+E_INVALID_CONFIG = 7
+E_TRY_AGAIN = 11
+E_NOT_AVAILABLE = 50
+E_POOL_EXHAUSTED = 100
+E_AGENT = 101
+
+
+class CNIError(Exception):
+    """A failure reported as CNI error JSON."""
+
+    def __init__(self, code: int, msg: str, details: str = "") -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.details = details
+
+    def to_json(self, version: str = CNI_VERSION) -> dict[str, Any]:
+        """The spec's error object."""
+        return {"cniVersion": version, "code": self.code, "msg": self.msg, "details": self.details}
+
+
+class Plumber(Protocol):
+    """The netlink operations CNI needs (``ciliumctl.datapath.netlink`` provides them)."""
+
+    def plumb_endpoint(
+        self, host_ifname: str, pod_netns: str, ipv4: str | None = None
+    ) -> tuple[str, str]:
+        """Create the veth into the pod, address and routes; (pod MAC, host MAC)."""
+        ...
+
+    def delete_link(self, name: str, netns: str | None = None) -> None:
+        """Delete a link if it exists."""
+        ...
+
+    def ifindex(self, name: str, netns: str | None = None) -> int:
+        """A link's index (raises when it does not exist)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The CNI environment and network configuration of one call."""
+
+    command: str
+    container_id: str
+    netns: str
+    ifname: str
+    args: dict[str, str]
+    config: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        """The configuration's cniVersion."""
+        return str(self.config.get("cniVersion") or CNI_VERSION)
+
+
+def host_ifname(container_id: str) -> str:
+    """The host side of the pod's veth: ``lxc`` + 11 hex digits (15 characters, as the kernel
+    allows), stable for one container."""
+    return "lxc" + hashlib.sha256(container_id.encode()).hexdigest()[:11]
+
+
+def parse(env: Mapping[str, str], stdin: str) -> Invocation:
+    """Read the environment and the configuration; CNIError for what is missing or invalid."""
+    command = env.get("CNI_COMMAND", "")
+    if not command:
+        raise CNIError(E_INVALID_ENV, "CNI_COMMAND is not set", "the runtime must set it")
+    try:
+        config = json.loads(stdin) if stdin.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise CNIError(E_DECODE, "the network configuration is not JSON", str(exc)) from exc
+    if not isinstance(config, dict):
+        raise CNIError(E_DECODE, "the network configuration is not a JSON object")
+    version = str(config.get("cniVersion") or CNI_VERSION)
+    if command != "VERSION" and version not in SUPPORTED_VERSIONS:
+        raise CNIError(
+            E_INCOMPATIBLE_VERSION,
+            f"cniVersion {version} is not supported",
+            f"use one of {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    args = {}
+    for item in env.get("CNI_ARGS", "").split(";"):
+        key, sep, value = item.partition("=")
+        if sep:
+            args[key] = value
+    inv = Invocation(
+        command,
+        env.get("CNI_CONTAINERID", ""),
+        env.get("CNI_NETNS", ""),
+        env.get("CNI_IFNAME", "eth0"),
+        args,
+        config,
+    )
+    if command in ("ADD", "DEL", "CHECK") and not inv.container_id:
+        raise CNIError(E_INVALID_ENV, f"CNI_CONTAINERID is required for {command}")
+    if command in ("ADD", "CHECK") and not inv.netns:
+        raise CNIError(E_INVALID_ENV, f"CNI_NETNS is required for {command}")
+    if command == "ADD" and not (args.get("K8S_POD_NAMESPACE") and args.get("K8S_POD_NAME")):
+        raise CNIError(
+            E_INVALID_ENV,
+            "CNI_ARGS lacks K8S_POD_NAMESPACE / K8S_POD_NAME",
+            "cilium-cni serves Kubernetes pods; the kubelet's runtime sets these",
+        )
+    return inv
+
+
+def _agent_call(client: AgentClient, method: str, target: str, body: Any = None) -> Any:
+    try:
+        return client.request(method, target, body)
+    except AgentUnreachableError as exc:
+        raise CNIError(
+            E_TRY_AGAIN,
+            "the Cilium agent is not running on this node",
+            f"{exc}; wait for the cilium-agent pod on this node to be Ready",
+        ) from exc
+    except AgentAPIError as exc:
+        if "exhausted" in exc.message:
+            raise CNIError(E_POOL_EXHAUSTED, "this node's pod address pool is exhausted",
+                           exc.message) from exc  # fmt: skip
+        if exc.status == 503:
+            raise CNIError(E_TRY_AGAIN, "the agent has no address pool yet", exc.message) from exc
+        raise CNIError(E_AGENT, f"the agent refused {method} {target}", exc.message) from exc
+
+
+def _endpoint_of(client: AgentClient, container_id: str) -> dict[str, Any] | None:
+    for ep in _agent_call(client, "GET", "/v1/endpoint"):
+        ids = (ep.get("status") or {}).get("external-identifiers") or {}
+        if ids.get("container-id") == container_id:
+            return dict(ep)
+    return None
+
+
+def cmd_add(inv: Invocation, client: AgentClient, net: Plumber) -> dict[str, Any]:
+    """ADD: address, veth, endpoint; the CNI result."""
+    if _endpoint_of(client, inv.container_id) is not None:
+        raise CNIError(
+            E_AGENT,
+            f"container {inv.container_id[:12]} already has an endpoint",
+            "a duplicate ADD; the runtime must DEL first",
+        )
+    ns, pod = inv.args["K8S_POD_NAMESPACE"], inv.args["K8S_POD_NAME"]
+    owner = f"{ns}/{pod}/{inv.container_id[:12]}"
+    ipam = _agent_call(client, "POST", f"/v1/ipam?owner={owner}")
+    ip = ipam["address"]["ipv4"]
+    gateway = (ipam.get("ipv4") or {}).get("gateway") or ""
+    ifname = host_ifname(inv.container_id)
+    created_link = False
+    try:
+        try:
+            pod_mac, host_mac = net.plumb_endpoint(ifname, inv.netns, ipv4=ip)
+        except Exception as exc:
+            raise CNIError(
+                E_IO, f"cannot create the veth {ifname} into {inv.netns}", str(exc)
+            ) from exc
+        created_link = True
+        _agent_call(
+            client,
+            "PUT",
+            "/v1/endpoint/0",
+            {
+                "container-id": inv.container_id,
+                "k8s-namespace": ns,
+                "k8s-pod-name": pod,
+                "interface-name": ifname,
+                "netns-path": inv.netns,
+                "addressing": {"ipv4": ip},
+                "mac": pod_mac,
+                "host-mac": host_mac,
+            },
+        )
+    except CNIError:
+        if created_link:
+            net.delete_link(ifname)
+        _release(client, ip)
+        raise
+    return {
+        "cniVersion": inv.version,
+        "interfaces": [
+            {"name": ifname, "mac": host_mac},
+            {"name": inv.ifname, "mac": pod_mac, "sandbox": inv.netns},
+        ],
+        "ips": [{"address": f"{ip}/32", "gateway": gateway, "interface": 1}],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dns": {},
+    }
+
+
+def _release(client: AgentClient, ip: str) -> None:
+    # Without an agent the address is reconciled from its endpoints when it restarts.
+    with contextlib.suppress(AgentUnreachableError, AgentAPIError):
+        client.request("DELETE", f"/v1/ipam/{ip}")
+
+
+def cmd_del(inv: Invocation, client: AgentClient, net: Plumber) -> None:
+    """DEL: endpoint, address and veth; success when already gone (or the agent is gone)."""
+    net.delete_link(host_ifname(inv.container_id))
+    try:
+        ep = _endpoint_of(client, inv.container_id)
+    except CNIError as exc:
+        if exc.code == E_TRY_AGAIN:
+            return  # no agent: the veth is gone, the agent forgets the endpoint on restore
+        raise
+    if ep is None:
+        return
+    _agent_call(client, "DELETE", f"/v1/endpoint/{ep['id']}")
+    for addr in ((ep.get("status") or {}).get("networking") or {}).get("addressing") or []:
+        if addr.get("ipv4"):
+            _release(client, addr["ipv4"])
+
+
+def cmd_check(inv: Invocation, client: AgentClient, net: Plumber) -> None:
+    """CHECK: the endpoint is known to the agent and its veth exists."""
+    if _endpoint_of(client, inv.container_id) is None:
+        raise CNIError(E_CONTAINER_UNKNOWN, f"no endpoint for container {inv.container_id[:12]}")
+    try:
+        net.ifindex(host_ifname(inv.container_id))
+    except Exception as exc:
+        raise CNIError(
+            E_IO, f"the veth {host_ifname(inv.container_id)} is missing", str(exc)
+        ) from exc
+
+
+def cmd_status(client: AgentClient) -> None:
+    """STATUS (CNI 1.1): ready when the agent answers and has an address pool."""
+    try:
+        status = client.get("/v1/healthz")
+    except (AgentUnreachableError, AgentAPIError) as exc:
+        raise CNIError(E_NOT_AVAILABLE, "the Cilium agent is not running on this node",
+                       str(exc)) from exc  # fmt: skip
+    if not (status.get("ipam") or {}).get("ipv4"):
+        raise CNIError(E_NOT_AVAILABLE, "the agent has no pod address pool yet",
+                       "cilium-operator allocates one to this node's CiliumNode")  # fmt: skip
+
+
+def _netlink() -> Plumber:
+    try:
+        module: Plumber = importlib.import_module(NETLINK_MODULE)
+    except ImportError as exc:
+        raise CNIError(E_NOT_AVAILABLE, "this build has no netlink layer", str(exc)) from exc
+    return module
+
+
+def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = None) -> int:
+    """One plugin invocation; the exit code."""
+    version = CNI_VERSION
+    try:
+        inv = parse(env, stdin)
+        version = inv.version
+        if inv.command == "VERSION":
+            out.write(json.dumps({"cniVersion": version, "supportedVersions": SUPPORTED_VERSIONS}))
+            return 0
+        client = AgentClient(inv.config.get("socket-path") or None, timeout=60)
+        if inv.command == "STATUS":
+            cmd_status(client)
+            return 0
+        plumber = net or _netlink()
+        if inv.command == "ADD":
+            out.write(json.dumps(cmd_add(inv, client, plumber)))
+        elif inv.command == "DEL":
+            cmd_del(inv, client, plumber)
+        elif inv.command == "CHECK":
+            cmd_check(inv, client, plumber)
+        else:
+            raise CNIError(E_INVALID_ENV, f"CNI_COMMAND {inv.command} is not supported",
+                           "use ADD, DEL, CHECK, VERSION or STATUS")  # fmt: skip
+        return 0
+    except CNIError as exc:
+        out.write(json.dumps(exc.to_json(version)))
+        return 1
+
+
+def main() -> int:
+    """Entry point of the ``cilium-cni`` console script."""
+    return run(os.environ, sys.stdin.read(), sys.stdout)

@@ -1,0 +1,279 @@
+"""Compile and load the datapath's C programs with bcc (Debian's python3-bpfcc).
+
+Cilium compiles each endpoint's program with the endpoint's constants as ``#define``s; so does
+this loader. bcc is imported here only (from Debian's dist-packages, added to ``sys.path`` on
+first use): the PyPI package named ``bcc`` is an unrelated project. Compiler and verifier
+diagnostics, which bcc writes to file descriptor 2, are captured and turned into a
+:class:`~ciliumctl.datapath.errors.VerifierError` with the log's tail and the source line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ciliumctl.datapath import headers
+from ciliumctl.datapath.errors import DatapathError, VerifierError
+
+BCC_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+SCHED_CLS = 3
+
+
+def bpf_source_dir() -> Path:
+    """``bpf/`` of the checkout, or the copy shipped in the wheel (``ciliumctl/_bpf``)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "_bpf", here.parent.parent / "bpf"):
+        if (cand / "bpf_lxc.c").exists():
+            return cand
+    raise DatapathError(
+        "the datapath's C sources (bpf/bpf_lxc.c) are missing from this installation",
+        "reinstall ciliumctl from a checkout or wheel that includes bpf/",
+    )
+
+
+def import_bcc() -> Any:
+    """The ``bcc`` module of Debian's python3-bpfcc."""
+    if os.geteuid() != 0:
+        raise DatapathError(
+            "loading eBPF programs needs root (CAP_BPF, CAP_NET_ADMIN)", "run as root"
+        )
+    if BCC_DIST_PACKAGES not in sys.path:
+        sys.path.append(BCC_DIST_PACKAGES)
+    try:
+        import bcc
+    except ImportError as exc:
+        raise DatapathError(
+            f"bcc is not installed ({exc})",
+            "install Debian's python3-bpfcc (make host-deps, or ./scripts/host-deps.sh)",
+        ) from exc
+    return bcc
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Collect what native code writes to fd 2 (clang and verifier logs from libbcc)."""
+    out: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode(errors="replace"))
+
+
+def _source_line(log: str) -> str | None:
+    """The code of the last source annotation (``; code @ main.c:N``) the verifier printed."""
+    lines = [ln for ln in log.splitlines() if ln.startswith("; ")]
+    if not lines:
+        return None
+    return lines[-1][2:].rsplit(" @ ", 1)[0].strip()
+
+
+def _locate(code: str, sources: Mapping[str, str]) -> str:
+    """``file:line`` of ``code`` in the original sources (bcc numbers its rewritten text)."""
+    for name, text in sources.items():
+        for no, line in enumerate(text.splitlines(), start=1):
+            if line.strip() == code:
+                return f"{name}:{no}"
+    return "?"
+
+
+def verifier_error(
+    what: str, log: str, sources: Mapping[str, str] | None = None, tail_lines: int = 12
+) -> VerifierError:
+    """Turn a verifier / compiler log into one error with its tail and source line."""
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    tail = "\n".join(lines[-tail_lines:])
+    code = _source_line(log)
+    where = f" at {_locate(code, sources or {})}: `{code}`" if code else ""
+    return VerifierError(
+        f"{what} failed{where}\n{tail}",
+        "fix the program (bpf/) or report the kernel/program pair",
+    )
+
+
+@dataclass
+class Program:
+    """Loaded programs: name -> fd. Either a bcc module owns the fds, or they are ours."""
+
+    module: Any
+    fds: dict[str, int]
+
+    def close(self) -> None:
+        """Release the program fds (attached programs stay in the kernel)."""
+        if self.module is not None:
+            self.module.cleanup()
+            self.module = None
+        elif self.fds:
+            for fd in self.fds.values():
+                os.close(fd)
+        self.fds = {}
+
+
+@dataclass
+class _Template:
+    """One compiled object kept for the process: its bcc module (which holds the map fds the
+    instructions refer to), the instructions of each function, and a dup of the ring
+    buffer's fd so the number in the instructions stays valid."""
+
+    module: Any
+    insns: dict[str, bytes]
+    events_fd: int
+
+
+_TEMPLATES: dict[tuple[str, tuple[tuple[str, str], ...]], _Template] = {}
+_MAGIC_BASE = 0x7E1D0000
+_LD_IMM64 = 0x18
+
+
+def _patch(insns: bytes, values: Mapping[int, int]) -> bytes:
+    """Replace the 64-bit immediate loads of each magic number by its value."""
+    buf = bytearray(insns)
+    found: set[int] = set()
+    for off in range(0, len(buf) - 15, 8):
+        if buf[off] != _LD_IMM64 or buf[off + 1] >> 4:  # src_reg != 0: a map reference
+            continue
+        lo = int.from_bytes(buf[off + 4 : off + 8], "little")
+        hi = int.from_bytes(buf[off + 12 : off + 16], "little")
+        if hi == 0 and lo in values:
+            buf[off + 4 : off + 8] = values[lo].to_bytes(4, "little")
+            found.add(lo)
+    missing = set(values) - found
+    if missing:
+        raise DatapathError(
+            f"template constants {sorted(hex(m) for m in missing)} not found in the program",
+            "a constant is unused or was not loaded through LOAD_CONST",
+        )
+    return bytes(buf)
+
+
+def drop_templates(pin_root: str) -> None:
+    """Forget the compiled templates of a node (bpffs root) this process no longer serves."""
+    tag = f'"{pin_root}"'
+    for key in [k for k in _TEMPLATES if ("PIN_ROOT", tag) in k[1]]:
+        tmpl = _TEMPLATES.pop(key)
+        tmpl.module.cleanup()
+        os.close(tmpl.events_fd)
+
+
+def load_from_template(
+    source: str,
+    functions: tuple[str, ...],
+    defines: Mapping[str, str | int],
+    constants: Mapping[str, int],
+    events_fd: int,
+) -> Program:
+    """Load ``functions`` with per-endpoint ``constants`` patched into a compiled template.
+
+    The template (``source`` with ``defines``, the constants as magic numbers) is compiled
+    by bcc once per process; every further endpoint costs one BPF_PROG_LOAD per function.
+    """
+    from ciliumctl.datapath.bpfsys import prog_load
+
+    key = (source, tuple(sorted((k, str(v)) for k, v in defines.items())))
+    magic = {name: _MAGIC_BASE + i + 1 for i, name in enumerate(sorted(constants))}
+    tmpl = _TEMPLATES.get(key)
+    if tmpl is None:
+        dup = os.dup(events_fd)
+        full: dict[str, str | int] = {**defines, "EVENTS_FD": dup}
+        full.update({name: f"LOAD_CONST({hex(m)})" for name, m in magic.items()})
+        try:
+            compiled = compile_and_load(source, functions, full)
+        except Exception:
+            os.close(dup)
+            raise
+        insns = {fn: bytes(compiled.module.dump_func(fn.encode())) for fn in functions}
+        tmpl = _Template(compiled.module, insns, dup)
+        _TEMPLATES[key] = tmpl
+    values = {magic[name]: value & 0xFFFFFFFF for name, value in constants.items()}
+    fds: dict[str, int] = {}
+    try:
+        for fn in functions:
+            fds[fn] = prog_load(_patch(tmpl.insns[fn], values), fn)
+    except Exception:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return Program(None, fds)
+
+
+def compile_and_load(
+    source: str,
+    functions: tuple[str, ...],
+    defines: Mapping[str, str | int],
+    src_dir: Path | None = None,
+) -> Program:
+    """Compile ``<src_dir or bpf/>/<source>`` with ``defines``; load ``functions`` (SCHED_CLS)."""
+    bcc = import_bcc()
+    os.environ.setdefault("BCC_KERNEL_SOURCE", str(headers.prepare()))
+    src_dir = src_dir or bpf_source_dir()
+    sources: dict[str, str] = {}
+    text = inline_includes(src_dir, source, sources)
+    cflags = [f"-I{src_dir}", "-Wno-unused-function"]
+    cflags += [f"-D{k}={v}" for k, v in defines.items()]
+    module = None
+    with _captured_stderr() as err:
+        try:
+            module = bcc.BPF(text=text.encode(), cflags=cflags)
+        except Exception:  # bcc raises bare Exception; the details are on fd 2
+            module = None
+    if module is None:
+        log = err[0]
+        if "fatal error" in log and ".h' file not found" in log:
+            raise DatapathError(
+                f"kernel headers for bcc are incomplete ({_first_match(log, r'fatal error: .*')})",
+                "reinstall linux-headers-amd64 and remove ~/.cache/ciliumctl/kernel-headers",
+            )
+        raise verifier_error(f"compiling bpf/{source}", log, sources)
+    fds: dict[str, int] = {}
+    for name in functions:
+        with _captured_stderr() as err:
+            try:
+                fds[name] = module.load_func(name.encode(), SCHED_CLS).fd
+                failed = False
+            except Exception:
+                failed = True
+        if failed:
+            module.cleanup()
+            raise verifier_error(f"program {name} of bpf/{source}", err[0], sources)
+    return Program(module, fds)
+
+
+_INCLUDE = re.compile(r'^#include "(?P<path>[^"]+)"\s*$', re.MULTILINE)
+
+
+def inline_includes(src_dir: Path, source: str, sources: dict[str, str] | None = None) -> str:
+    """The program's text with local ``#include "..."`` files inlined.
+
+    bcc rewrites map accesses (``map.lookup(...)``) only in the main translation unit's text,
+    so the shared header must be part of it rather than a separate include.
+    """
+    seen: set[str] = set()
+
+    def expand(rel: str) -> str:
+        if rel in seen:
+            return ""
+        seen.add(rel)
+        text = (src_dir / rel).read_text()
+        if sources is not None:
+            sources[f"bpf/{rel}"] = text
+        return _INCLUDE.sub(lambda m: expand(m["path"]), text)
+
+    return expand(source)
+
+
+def _first_match(text: str, pattern: str) -> str:
+    m = re.search(pattern, text)
+    return m.group(0) if m else text.strip().splitlines()[-1] if text.strip() else ""

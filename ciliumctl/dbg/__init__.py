@@ -1,0 +1,1 @@
+"""cilium-dbg and cilium-bugtool: clients of the agent's API (and build-config)."""

@@ -1,0 +1,1 @@
+"""cilium-operator: leader election, CRD registration, cluster-pool IPAM and garbage collection."""

@@ -1,0 +1,149 @@
+"""cilium-cni against an in-process agent's socket, with netlink calls recorded."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ciliumctl.agent.api import serve_api
+from ciliumctl.agent.config import AgentConfig
+from ciliumctl.agent.daemon import Agent
+from ciliumctl.cni import plugin
+from tests.unit.agent.fakes import MemoryIdentityStore, RecordingDatapath
+
+
+class RecordingNetlink:
+    def __init__(self) -> None:
+        self.links: dict[str, str] = {}
+        self.fail = False
+
+    def plumb_endpoint(
+        self, host_ifname: str, pod_netns: str, ipv4: str | None = None
+    ) -> tuple[str, str]:
+        if self.fail:
+            raise OSError("netns vanished")
+        self.links[host_ifname] = pod_netns
+        return "02:00:00:00:00:01", "02:00:00:00:00:02"
+
+    def delete_link(self, name: str, netns: str | None = None) -> None:
+        self.links.pop(name, None)
+
+    def ifindex(self, name: str, netns: str | None = None) -> int:
+        if name not in self.links:
+            raise OSError(f"no link {name}")
+        return 7
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[Agent, str]]:
+    sock = tmp_path / "cilium.sock"
+    agent = Agent(
+        AgentConfig.load(None, {"socket-path": str(sock), "state-dir": str(tmp_path)}),
+        RecordingDatapath(),
+        None,
+        "n1",
+    )
+    agent.allocator._client = MemoryIdentityStore()
+    agent.ipam.set_cidrs(["10.0.5.0/30"])  # .1 router, .2 the only pod address
+    for name in ("a", "b"):
+        agent.pods[f"prod/{name}"] = {
+            "metadata": {"name": name, "namespace": "prod", "labels": {"app": name}},
+            "spec": {},
+        }
+    server = serve_api(agent, sock)
+    try:
+        yield agent, str(sock)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def call(
+    sock: str, command: str, cid: str, net: RecordingNetlink, pod: str = "a", version: str = "1.0.0"
+) -> tuple[int, dict[str, Any]]:
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": "/var/run/netns/t",
+        "CNI_IFNAME": "eth0",
+        "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=prod;K8S_POD_NAME={pod}",
+    }
+    conf = json.dumps(
+        {"cniVersion": version, "name": "cilium", "type": "cilium-cni", "socket-path": sock}
+    )
+    out = io.StringIO()
+    code = plugin.run(env, conf, out, net)
+    return code, json.loads(out.getvalue() or "{}")
+
+
+def test_add_check_del_and_idempotent_del(node: tuple[Agent, str]) -> None:
+    agent, sock = node
+    net = RecordingNetlink()
+    code, result = call(sock, "ADD", "c1", net)
+    assert code == 0, result
+    assert result["ips"] == [{"address": "10.0.5.2/32", "gateway": "10.0.5.1", "interface": 1}]
+    assert result["interfaces"][1] == {
+        "name": "eth0",
+        "mac": "02:00:00:00:00:01",
+        "sandbox": "/var/run/netns/t",
+    }
+    ep = agent.endpoints.by_container("c1")
+    assert ep is not None and ep.ipv4 == "10.0.5.2" and ep.state == "ready"
+    assert ep.ifname == plugin.host_ifname("c1") and len(ep.ifname) <= 15
+    assert call(sock, "CHECK", "c1", net) == (0, {})
+    # a duplicate ADD is refused and leaks nothing
+    code, err = call(sock, "ADD", "c1", net)
+    assert code == 1 and "already has an endpoint" in err["msg"]
+    assert call(sock, "DEL", "c1", net) == (0, {})
+    assert agent.endpoints.by_container("c1") is None and net.links == {}
+    assert agent.ipam.status()["allocations"] == {}
+    assert call(sock, "DEL", "c1", net) == (0, {})  # again: nothing to do, success
+    code, err = call(sock, "CHECK", "c1", net)
+    assert code == 1 and err["code"] == plugin.E_CONTAINER_UNKNOWN
+
+
+def test_pool_exhausted_is_a_cni_error(node: tuple[Agent, str]) -> None:
+    _agent, sock = node
+    net = RecordingNetlink()
+    assert call(sock, "ADD", "c1", net)[0] == 0
+    code, err = call(sock, "ADD", "c2", net, pod="b")
+    assert code == 1 and err["code"] == plugin.E_POOL_EXHAUSTED
+    assert "exhausted" in err["msg"] and "clusterPoolIPv4PodCIDRList" in err["details"]
+    assert len(net.links) == 1
+
+
+def test_failed_veth_releases_the_address(node: tuple[Agent, str]) -> None:
+    agent, sock = node
+    net = RecordingNetlink()
+    net.fail = True
+    code, err = call(sock, "ADD", "c1", net)
+    assert code == 1 and err["code"] == plugin.E_IO and "netns vanished" in err["details"]
+    assert agent.ipam.status()["allocations"] == {}
+
+
+def test_no_agent(tmp_path: Path) -> None:
+    net = RecordingNetlink()
+    code, err = call(str(tmp_path / "none.sock"), "ADD", "c1", net)
+    assert code == 1 and err["code"] == plugin.E_TRY_AGAIN
+    assert err["msg"] == "the Cilium agent is not running on this node"
+    assert call(str(tmp_path / "none.sock"), "DEL", "c1", net) == (0, {})
+    code, err = call(str(tmp_path / "none.sock"), "STATUS", "", net)
+    assert code == 1 and err["code"] == plugin.E_NOT_AVAILABLE
+
+
+def test_version_status_and_bad_input(node: tuple[Agent, str]) -> None:
+    _agent, sock = node
+    net = RecordingNetlink()
+    code, out = call(sock, "VERSION", "", net)
+    assert code == 0 and "1.0.0" in out["supportedVersions"]
+    assert call(sock, "STATUS", "", net) == (0, {})
+    code, err = call(sock, "ADD", "c1", net, version="9.9.9")
+    assert code == 1 and err["code"] == plugin.E_INCOMPATIBLE_VERSION
+    out = io.StringIO()
+    assert plugin.run({"CNI_COMMAND": "ADD"}, "{not json", out, net) == 1
+    assert json.loads(out.getvalue())["code"] == plugin.E_DECODE
