@@ -51,20 +51,9 @@ def open_stream(client: Client, namespace: str, pod: str, port: int) -> Any:
 
     ws_client: Any = _ws  # untyped module
     what = f"port-forward to pod {namespace}/{pod} port {port}"
-    _, url, headers, _, _ = client.api_client.param_serialize(
-        method="GET",
-        resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward",
-        query_params=[("ports", str(port))],
-        header_params={},
-        auth_settings=["BearerToken"],
+    sock = client.open_websocket(
+        f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward", [("ports", str(port))], what
     )
-    headers = {k.lower(): v for k, v in headers.items()}
-    try:
-        sock = ws_client.create_websocket(
-            client.api_client.configuration, ws_client.get_websocket_url(url), headers
-        )
-    except Exception as exc:  # handshake refused (HTTP status) or connection failures
-        raise KubeError(f"{what}: {exc}") from exc
     return ws_client.PortForward(sock, [port])
 
 

@@ -7,30 +7,14 @@ has no ready pod, with the fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ciliumctl.errors import CiliumctlError
+from ciliumctl.status.status import StatusClient
 
 RELAY_SERVICE = "hubble-relay"
 #: The local port cilium-cli forwards to Relay by default (the hubble CLI's default server).
 DEFAULT_LOCAL_PORT = 4245
-
-
-class RelayClient(Protocol):
-    """The client calls this needs (a subset of :class:`ciliumctl.k8s.Client`)."""
-
-    def get_or_none(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None: ...
-
-    def list(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        *,
-        label_selector: str | None = None,
-    ) -> list[dict[str, Any]]: ...
 
 
 class RelayNotEnabledError(CiliumctlError):
@@ -50,7 +34,7 @@ class RelayBackend:
     service_port: int
 
 
-def relay_backend(client: RelayClient, namespace: str) -> RelayBackend:
+def relay_backend(client: StatusClient, namespace: str) -> RelayBackend:
     """The ready Relay pod to forward to, from the Service's EndpointSlices."""
     service = client.get_or_none("v1", "Service", RELAY_SERVICE, namespace)
     if service is None:
