@@ -6,22 +6,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
 
 from ciliumctl.devcluster import DevCluster, realnodes
 from ciliumctl.k8s import Client, ObjectRef
+from tests.integration.test_hubble_port_forward import free_port, start_port_forward
 
 NS = "rn-hubble-pf"
 ECHO_IMAGE = "quay.io/cilium/json-mock:v1.3.8"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_port_forward_reaches_the_relay_pod(real_cluster: DevCluster, real_client: Client) -> None:
@@ -59,15 +50,8 @@ def test_port_forward_reaches_the_relay_pod(real_cluster: DevCluster, real_clien
         }
     )
     c.wait_ready([ObjectRef("v1", "Pod", "relay-standin", NS)], timeout=180)
-    port = _free_port()
-    argv = [sys.executable, "-m", "ciliumctl", "--kubeconfig", str(real_cluster.kubeconfig_path)]
-    proc = subprocess.Popen(
-        [*argv, "-n", NS, "hubble", "port-forward", "--port-forward", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, NO_COLOR="1"),
-    )
+    port = free_port()
+    proc = start_port_forward(real_cluster, NS, port)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
