@@ -5,8 +5,9 @@
  *   cil_to_container    tc egress: packets delivered to the pod (its ingress policy, reverse
  *                       NAT of service replies).
  *
- * Endpoint constants (-D): EP_ID, EP_IDENTITY, ENABLE_TUNNEL (0/1), VXLAN_IFINDEX,
- * TRACE_ALL (0/1: trace every packet instead of new flows only), PIN_ROOT.
+ * Endpoint constants (-D): EP_ID, EP_IDENTITY, VXLAN_IFINDEX (load-time constants, see
+ * LOAD_CONST), ENABLE_TUNNEL (0/1), TRACE_ALL (0/1: trace every packet instead of new flows
+ * only), PIN_ROOT, EVENTS_FD.
  */
 #include "lib/common.h"
 
@@ -159,8 +160,11 @@ static __always_inline int policy_check(u32 remote_id, u8 dir, struct pkt *p, u3
 	if (!pmap)
 		return DROP_POLICY;
 
-	/* ICMPv6 neighbour discovery is never subject to policy. */
-	if (p->proto == IPPROTO_ICMPV6 && p->icmp_type >= 133 && p->icmp_type <= 137)
+	/* ICMPv6 neighbour discovery and multicast listener messages are never subject to
+	 * policy. */
+	if (p->proto == IPPROTO_ICMPV6 &&
+	    ((p->icmp_type >= 133 && p->icmp_type <= 137) ||
+	     (p->icmp_type >= 130 && p->icmp_type <= 132) || p->icmp_type == 143))
 		return 0;
 
 	struct policy_key k = {};

@@ -231,6 +231,27 @@ def test_ipv6_tcp_and_udp_by_identity_and_port(env: Env) -> None:
     assert drops[-1].dst_identity == 2 and drops[-1].dst == "fd00:99::1"
 
 
+def _with_hop_by_hop(frame: bytes) -> bytes:
+    """Insert an 8-byte hop-by-hop options header (PadN) after the IPv6 header."""
+    ip = bytearray(frame[14:54])
+    hbh = bytes([ip[6], 0, 1, 4, 0, 0, 0, 0])
+    ip[6] = 0
+    ip[4:6] = (int.from_bytes(ip[4:6], "big") + 8).to_bytes(2, "big")
+    return frame[:14] + bytes(ip) + hbh + frame[54:]
+
+
+def test_ipv6_extension_headers_are_skipped(env: Env) -> None:
+    env.policy(PolicyEntry(ID_A, IN, Protocol.TCP, 443, 443))
+    ok = _with_hop_by_hop(Frame(A6, POD6, dport=443).bytes())
+    assert prog_test_run(env.in_fd, ok).retval == OK
+    bad = _with_hop_by_hop(Frame(A6, POD6, dport=444, sport=2).bytes())
+    assert prog_test_run(env.in_fd, bad).retval == SHOT
+    assert _drop(env).dport == 444  # the TCP port behind the extension header
+    # MLD (ICMPv6 143 behind hop-by-hop), like neighbour discovery, is never policy-dropped.
+    mld = _with_hop_by_hop(Frame(POD6, "ff02::16", proto=ICMPV6, icmp_type=143).bytes())
+    assert prog_test_run(env.out_fd, mld).retval == OK
+
+
 # --- conntrack ------------------------------------------------------------------------------
 
 
