@@ -235,6 +235,27 @@ class Datapath:
         self._vxlan_ifindex = idx
         return idx
 
+    def attach_host_device(self, ifname: str) -> None:
+        """Serve NodePort frontends to clients outside the node on ``ifname`` (its external
+        device): DNAT at tc ingress, reverse NAT of the replies at tc egress."""
+        prog = load_from_template(
+            "bpf_host.c",
+            ("cil_from_netdev", "cil_to_netdev"),
+            self.pin_root,
+            {},
+            {},
+            self.maps[maps.EVENTS].fd,
+        )
+        try:
+            netlink.attach_bpf(
+                ifname, "ingress", prog.fds["cil_from_netdev"], "cil_from_netdev", self.netns
+            )
+            netlink.attach_bpf(
+                ifname, "egress", prog.fds["cil_to_netdev"], "cil_to_netdev", self.netns
+            )
+        finally:
+            prog.close()
+
     # --- endpoints ---------------------------------------------------------------------
 
     def create_endpoint(
