@@ -40,7 +40,6 @@
 #define DROP_WRITE_ERROR 141
 #define DROP_CT_CREATE_FAILED 155
 #define DROP_NO_SERVICE 158
-#define DROP_NO_TUNNEL_ENDPOINT 160
 #define DROP_POLICY_DENY 181
 
 /* Monitor event types and trace observation points, as Cilium numbers them. */
