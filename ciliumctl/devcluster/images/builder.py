@@ -106,8 +106,9 @@ def layout_dir(name: str, key: str | None = None) -> Path:
 
 @contextlib.contextmanager
 def _lock(what: str) -> Iterator[None]:
-    images_dir().mkdir(parents=True, exist_ok=True)
-    with open(images_dir() / f"{what}.lock", "w") as fh:
+    locks = images_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{what}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -182,6 +183,7 @@ def _base_tar(
     """The Debian base of ``recipe`` as a tarball, built once per key."""
     out = images_dir() / "base" / f"{key}.tar"
     if out.is_file():
+        os.utime(out.with_suffix(".packages"))  # in use: kept by _prune_bases
         return out
     mmdebstrap = _tool("mmdebstrap", "mmdebstrap")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -220,7 +222,24 @@ def _base_tar(
                 )
             os.replace(work / "packages.txt", out.with_suffix(".packages"))
             os.replace(work / "base.tar", out)
+    _prune_bases()
     return out
+
+
+#: Debian bases unused for this long are removed when another base is built.
+BASE_MAX_IDLE_DAYS = 7
+
+
+def _prune_bases() -> None:
+    """Remove the cached bases (tarball, package list, packed layout, log) of package lists
+    no recipe has used for :data:`BASE_MAX_IDLE_DAYS`."""
+    cutoff = time.time() - BASE_MAX_IDLE_DAYS * 86400
+    for packages in (images_dir() / "base").glob("*.packages"):
+        if packages.stat().st_mtime >= cutoff:
+            continue
+        for suffix in (".tar", ".log", ".packages"):
+            packages.with_suffix(suffix).unlink(missing_ok=True)
+        shutil.rmtree(packages.with_suffix(".oci"), ignore_errors=True)
 
 
 def _log_tail(text: str, lines: int = 20) -> str:
