@@ -418,7 +418,11 @@ def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root:
     args = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile"]
     args += ["--disable-pip-version-check", "--no-warn-script-location", "--only-binary=:all:"]
     args += ["--python-version", version, "--implementation", "cp", "--abi", abi]
-    args += ["--platform", platform, "--target", str(target), str(wheel)]
+    # pip matches --platform exactly: list every manylinux tag glibc 2.36 (bookworm) runs
+    older = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)]
+    for tag in (platform, *older, "manylinux2014_x86_64"):
+        args += ["--platform", tag]
+    args += ["--target", str(target), str(wheel)]
     args += [f"{n}=={v}" for n, v in pins.items()]
     _run(args, "pip install of the project's wheel into the image")
     # host-specific leftovers: scripts with the host's shebang, the wheel's file:// URL
