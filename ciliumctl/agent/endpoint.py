@@ -69,6 +69,8 @@ class Endpoint:
     result: PolicyResult | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     pod_uid: str = ""
+    published: dict[str, Any] | None = None  # the CiliumEndpoint last written
+    saved: dict[str, Any] | None = None  # the state record last written
 
     def set_state(self, state: str, reason: str) -> None:
         """Record a state change (kept in the endpoint's status log, newest first)."""
@@ -388,7 +390,10 @@ class EndpointManager:
             ep.result = result
             ep.set_state(READY, "Successfully regenerated endpoint program")
         self.on_regenerated(ep, time.perf_counter() - started)
-        self.publish(ep)
+        cep = ep.to_cep()
+        if cep != ep.published:
+            self.publish(ep)
+            ep.published = cep
         return changed
 
     def regenerate_all(self, reason: str) -> int:
