@@ -157,6 +157,8 @@ def policy_to_enforcement(runs: int) -> dict[str, Any]:
 
 
 class _Netlink:
+    GATEWAY4 = "169.254.1.1"
+
     def plumb_endpoint(
         self, host_ifname: str, pod_netns: str, ipv4: str | None = None
     ) -> tuple[str, str]:

@@ -325,9 +325,18 @@ class EndpointManager:
             for key, value in networking.items():
                 setattr(ep, key, value)
             self._set_pod(ep, pod, namespace_labels)
-            self.datapath.create_endpoint(ep.spec())
+            # The programs start with the computed policy: never an allow-all moment.
+            ep.result = self._compute(ep)
+            self.datapath.create_endpoint(ep.spec(), ep.result.policy)
         self.regenerate(ep, "endpoint created")
         return ep
+
+    def _compute(self, ep: Endpoint) -> PolicyResult:
+        return self.repository.compute(
+            EndpointContext(ep.security_labels, ep.named_ports),
+            self.cache,
+            self.cluster_named_ports,
+        )
 
     def update_pod(
         self, pod: Mapping[str, Any], namespace_labels: Mapping[str, str], force: bool = False
@@ -341,6 +350,9 @@ class EndpointManager:
         before = (ep.identity, dict(ep.security_labels))
         with self._lock:
             self._set_pod(ep, pod, namespace_labels)
+            if ep.identity != before[0] and ep.ifname:
+                # The identity is compiled into the endpoint's programs: reload them.
+                self.datapath.create_endpoint(ep.spec(), self._compute(ep).policy)
         if force or (ep.identity, ep.security_labels) != before:
             self.regenerate(ep, "labels changed" if not force else "restored")
         return True
@@ -379,11 +391,7 @@ class EndpointManager:
         started = time.perf_counter()
         with self._lock:
             ep.set_state(REGENERATING, f"Regenerating endpoint: {reason}")
-            result = self.repository.compute(
-                EndpointContext(ep.security_labels, ep.named_ports),
-                self.cache,
-                self.cluster_named_ports,
-            )
+            result = self._compute(ep)
             changed = ep.result is None or ep.result.policy != result.policy
             if changed:
                 self.datapath.replace_policy(ep.id, result.policy)
