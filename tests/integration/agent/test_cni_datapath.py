@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,7 +44,6 @@ ONLY_80 = {
     },
 }
 NODE = "kwok-node-1"
-NS = "ag-cni"
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -57,13 +57,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 
 @pytest.fixture
-def node(ag_cluster, bpffs: str, tmp_path: Path) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def node(
+    ag_cluster, bpffs: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     _require_root()
+    ns = "ag-cni-" + ("deny" if "deny" in request.node.name else "add")
     client = Client(str(ag_cluster.kubeconfig_path), ag_cluster.context)
     reconcile(client, ClusterPool(["10.90.0.0/16"], 24))
-    client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     for name, app in (("client", "client"), ("server", "server")):
-        client.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS,
+        client.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns,
                       "labels": {"app": app}}, "spec": {"nodeName": NODE,
                       "containers": [{"name": "c", "image": "busybox"}]}})  # fmt: skip
     spaces = Namespaces()
@@ -71,33 +74,56 @@ def node(ag_cluster, bpffs: str, tmp_path: Path) -> Iterator[dict[str, Any]]:  #
     os.makedirs(root, exist_ok=True)
     node_ns = spaces.new("node")
     netlink.enable_forwarding(node_ns)
-    dp = Datapath(root, netns=node_ns, routing="native")
     sock = tmp_path / "cilium.sock"
     config = AgentConfig.load(None, {"socket-path": str(sock), "state-dir": str(tmp_path)})
-    agent = Agent(config, dp, client, NODE)
-    server = serve_api(agent, sock)
-    agent.start_watchers()
-    import threading
+    running: dict[str, Any] = {}
 
-    threading.Thread(target=agent.pump_events, daemon=True).start()
-    try:
+    def start() -> Agent:
+        """One agent process's worth: a datapath on the pinned maps, API, watchers."""
+        dp = Datapath(root, netns=node_ns, routing="native")
+        agent = Agent(config, dp, client, NODE)
+        agent.restore_endpoints()
+        running.update(agent=agent, dp=dp, server=serve_api(agent, sock))
+        agent.start_watchers()
+        threading.Thread(target=agent.pump_events, daemon=True).start()
         assert agent.wait_synced(60)
         wait_for("the pod CIDR", lambda: agent.ipam.cidrs)
-        yield {"agent": agent, "client": client, "dp": dp, "sock": str(sock), "node_ns": node_ns,
-               "spaces": spaces, "api": AgentClient(str(sock))}  # fmt: skip
+        agent.reconcile_restored()
+        return agent
+
+    def stop() -> None:
+        running["agent"].stop()
+        running["server"].shutdown()
+        running["server"].server_close()
+        running["dp"].close()
+
+    start()
+    try:
+        yield {
+            "running": running,
+            "client": client,
+            "sock": str(sock),
+            "node_ns": node_ns,
+            "spaces": spaces,
+            "api": AgentClient(str(sock)),
+            "start": start,
+            "stop": stop,
+            "ns": ns,
+        }
     finally:
-        agent.stop()
-        server.shutdown()
-        server.server_close()
-        dp.close()
+        stop()
         spaces.cleanup()
-        client.delete("v1", "Namespace", NS)
+        client.delete("v1", "Namespace", ns)
+
+
+def in_ns(policy: dict[str, Any], ns: str) -> dict[str, Any]:
+    return {**policy, "metadata": {**policy["metadata"], "namespace": ns}}
 
 
 def cni(node: dict[str, Any], command: str, pod: str, pod_ns: str) -> tuple[int, dict[str, Any]]:
     env = {**os.environ, "CNI_COMMAND": command, "CNI_CONTAINERID": f"ctr-{pod}",
            "CNI_NETNS": f"/var/run/netns/{pod_ns}", "CNI_IFNAME": "eth0",
-           "CNI_ARGS": f"K8S_POD_NAMESPACE={NS};K8S_POD_NAME={pod}"}  # fmt: skip
+           "CNI_ARGS": f"K8S_POD_NAMESPACE={node['ns']};K8S_POD_NAME={pod}"}  # fmt: skip
     conf = json.dumps({"cniVersion": "1.0.0", "name": "cilium", "type": "cilium-cni",
                        "socket-path": node["sock"]})  # fmt: skip
     code = "import sys; from ciliumctl.cni.plugin import main; sys.exit(main())"
@@ -123,7 +149,7 @@ def test_cni_add_traffic_policy_del(node: dict[str, Any]) -> None:
         results[name] = result
     server_ip = results["server"]["ips"][0]["address"].split("/")[0]
     client_ip = results["client"]["ips"][0]["address"].split("/")[0]
-    assert server_ip in node["agent"].ipam.status()["allocations"]
+    assert server_ip in node["running"]["agent"].ipam.status()["allocations"]
     assert netlink.attached_programs(host_ifname("ctr-server"), node["node_ns"]) == {
         "ingress": "cil_from_container",
         "egress": "cil_to_container",
@@ -137,10 +163,10 @@ def test_cni_add_traffic_policy_del(node: dict[str, Any]) -> None:
     try:
         assert probe(pods["client"], "tcp", server_ip, "80", "before") == (0, "ok before")
         # a CNP allowing client -> server:80 only
-        node["client"].apply(ONLY_80)
-        ep = node["agent"].endpoints.by_pod(NS, "server")
+        node["client"].apply(in_ns(ONLY_80, node["ns"]))
+        ep = node["running"]["agent"].endpoints.by_pod(node["ns"], "server")
         wait_for("enforcement", lambda: ep.result and ep.result.policy.ingress_enforced)
-        node["dp"].ct_flush()
+        node["running"]["dp"].ct_flush()
         assert probe(pods["client"], "tcp", server_ip, "80", "allowed") == (0, "ok allowed")
         code, _out = probe(pods["client"], "tcp", server_ip, "81", "refused")
         assert code != 0
@@ -149,10 +175,13 @@ def test_cni_add_traffic_policy_del(node: dict[str, Any]) -> None:
             e for e in node["api"].get("/v1/monitor?since=0&timeout=1&type=drop")["events"]
             if e.get("reason") == "Policy denied"])  # fmt: skip
         assert drops[0]["dst-label"] == ep.identity
-        assert drops[0]["src-label"] == node["agent"].endpoints.by_pod(NS, "client").identity
+        assert (
+            drops[0]["src-label"]
+            == node["running"]["agent"].endpoints.by_pod(node["ns"], "client").identity
+        )
         assert client_ip in drops[0]["src"]
         # the CNP deleted: traffic flows again
-        node["client"].delete("cilium.io/v2", "CiliumNetworkPolicy", "only-80", NS)
+        node["client"].delete("cilium.io/v2", "CiliumNetworkPolicy", "only-80", node["ns"])
         wait_for("enforcement lifted", lambda: not ep.result.policy.ingress_enforced)
         assert probe(pods["client"], "tcp", server_ip, "81", "again") == (0, "ok again")
     finally:
@@ -164,5 +193,72 @@ def test_cni_add_traffic_policy_del(node: dict[str, Any]) -> None:
     links = subprocess.run(["ip", "-n", node["node_ns"], "-o", "link"], capture_output=True,
                            text=True, check=True).stdout  # fmt: skip
     assert host_ifname("ctr-server") not in links
-    assert node["agent"].ipam.status()["allocations"] == {}
-    assert node["agent"].endpoints.list() == []
+    assert node["running"]["agent"].ipam.status()["allocations"] == {}
+    assert node["running"]["agent"].endpoints.list() == []
+
+
+DENY_81 = {
+    "apiVersion": "cilium.io/v2",
+    "kind": "CiliumNetworkPolicy",
+    "metadata": {"name": "deny-81", "namespace": "ag-cni"},
+    "spec": {
+        "endpointSelector": {"matchLabels": {"app": "server"}},
+        "ingress": [{"fromEntities": ["cluster"]}],
+        "ingressDeny": [
+            {
+                "fromEndpoints": [{"matchLabels": {"app": "client"}}],
+                "toPorts": [{"ports": [{"port": "81", "protocol": "TCP"}]}],
+            }
+        ],
+    },
+}
+
+
+def test_deny_beats_allow_and_a_restart_keeps_a_connection(node: dict[str, Any]) -> None:
+    spaces: Namespaces = node["spaces"]
+    pods = {name: spaces.new(name) for name in ("client", "server")}
+    ips = {}
+    for name, pod_ns in pods.items():
+        code, result = cni(node, "ADD", name, pod_ns)
+        assert code == 0, result
+        ips[name] = result["ips"][0]["address"].split("/")[0]
+    node["client"].apply(in_ns(DENY_81, node["ns"]))
+    ep = node["running"]["agent"].endpoints.by_pod(node["ns"], "server")
+    wait_for("the deny rule", lambda: ep.result and any(e.deny for e in ep.result.policy.entries))
+    servers = [Server(pods["server"], "tcp", 80), Server(pods["server"], "tcp", 81)]
+    hold = subprocess.Popen(
+        ["ip", "netns", "exec", pods["client"], sys.executable,
+         os.path.join(os.path.dirname(__file__), "..", "..", "datapath", "netprobe.py"),
+         "hold", ips["server"], "80"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # the cluster entity allows 80 and 81; the deny rule wins on 81
+        assert probe(pods["client"], "tcp", ips["server"], "80", "ok80") == (0, "ok ok80")
+        assert probe(pods["client"], "tcp", ips["server"], "81", "denied")[0] != 0
+        assert hold.stdin is not None and hold.stdout is not None
+        assert hold.stdout.readline().strip() == "connected"
+
+        def roundtrip(msg: str) -> str:
+            assert hold.stdin is not None and hold.stdout is not None
+            hold.stdin.write(msg + "\n")
+            hold.stdin.flush()
+            return hold.stdout.readline().strip()
+
+        assert roundtrip("before") == "ok before"
+        before = {e.id: (e.identity, e.ipv4) for e in node["running"]["agent"].endpoints.list()}
+        node["stop"]()  # the agent goes away; the datapath keeps forwarding
+        assert roundtrip("agent-down") == "ok agent-down"
+        again = node["start"]()
+        after = {e.id: (e.identity, e.ipv4) for e in again.endpoints.list()}
+        assert after == before
+        assert all(e.state == "ready" for e in again.endpoints.list())
+        assert roundtrip("agent-back") == "ok agent-back"
+        assert probe(pods["client"], "tcp", ips["server"], "81", "still-denied")[0] != 0
+    finally:
+        hold.kill()
+        hold.wait(5)
+        for srv in servers:
+            srv.stop()
+    for name, pod_ns in pods.items():
+        assert cni(node, "DEL", name, pod_ns) == (0, {})
