@@ -1007,7 +1007,15 @@ class DnsServer:
     def _http(self, addr: str, path: str, check: Callable[[], bool]) -> None:
         host, port = ("", int(addr[1:])) if addr.startswith(":") else parse_hostport(addr, 0)
         handler = type("Handler", (_Health,), {"check": staticmethod(check), "path_ok": path})
-        srv = http.server.ThreadingHTTPServer((host or _any_address(), port), handler)
+        host = host or _any_address()
+        server_class: type[http.server.ThreadingHTTPServer] = http.server.ThreadingHTTPServer
+        if ":" in host:  # ThreadingHTTPServer is AF_INET: "::" fails in getaddrinfo
+
+            class _V6(http.server.ThreadingHTTPServer):
+                address_family = socket.AF_INET6
+
+            server_class = _V6
+        srv = server_class((host, port), handler)
         self.servers.append(srv)
         self.ports[path] = srv.server_address[1]
 

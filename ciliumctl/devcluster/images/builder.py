@@ -418,7 +418,11 @@ def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root:
     args = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile"]
     args += ["--disable-pip-version-check", "--no-warn-script-location", "--only-binary=:all:"]
     args += ["--python-version", version, "--implementation", "cp", "--abi", abi]
-    args += ["--platform", platform, "--target", str(target), str(wheel)]
+    # pip takes an explicit --platform literally: list the older manylinux tags the image's
+    # glibc also runs (most wheels on PyPI are manylinux_2_17 / manylinux2014)
+    for tag in (platform, "manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"):
+        args += ["--platform", tag]
+    args += ["--target", str(target), str(wheel)]
     args += [f"{n}=={v}" for n, v in pins.items()]
     _run(args, "pip install of the project's wheel into the image")
     # host-specific leftovers: scripts with the host's shebang, the wheel's file:// URL
