@@ -838,3 +838,57 @@ def test_service_monitors_scrape_the_metrics_services(helm: str, tmp_path: Path)
     # Without the CRD the render fails instead of producing what the cluster would refuse.
     with pytest.raises(RenderError, match="ServiceMonitor CRD"):
         render(helm, values, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------
+# Upstream values that drive cilium-config keys (beyond the parity sets)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"socketLB": {"enabled": True}}, {"bpf-lb-sock": "true"}),
+        ({"hostFirewall": {"enabled": True}}, {"enable-host-firewall": "true"}),
+        ({"bpf": {"vlanBypass": [0]}}, {"vlan-bpf-bypass": "0"}),
+        ({"bpf": {"hostLegacyRouting": True}}, {"enable-host-legacy-routing": "true"}),
+        ({"conntrackGCInterval": "5m"}, {"conntrack-gc-interval": "5m"}),
+        ({"endpointRoutes": {"enabled": True}}, {"enable-endpoint-routes": "true"}),
+        (
+            {"l2announcements": {"enabled": True}},
+            {"enable-l2-announcements": "true", "l2-announcements-lease-duration": "15s"},
+        ),
+        ({"logOptions": {"format": "json"}}, {"log-opt": '{"format":"json"}'}),
+        (
+            {"encryption": {"enabled": True, "nodeEncryption": True}},
+            {"enable-ipsec": "true", "ipsec-key-file": "/etc/ipsec/keys", "encrypt-node": "true"},
+        ),
+        ({"loadBalancer": {"algorithm": "maglev"}}, {"bpf-lb-algorithm": "maglev"}),
+        ({"identityManagementMode": "operator"}, {"identity-management-mode": "operator"}),
+        (
+            {"endpointLockdownOnMapOverflow": True},
+            {"enable-endpoint-lockdown-on-policy-overflow": "true"},
+        ),
+        ({"l2NeighDiscovery": {"enabled": True}}, {"enable-l2-neigh-discovery": "true"}),
+        (
+            {"ciliumVersion": "1.17.11"},
+            {"enable-l2-neigh-discovery": "true", "arping-refresh-period": "30s"},
+        ),
+    ],
+)
+def test_upstream_values_drive_config(
+    helm: str, tmp_path: Path, values: Obj, expected: dict[str, str]
+) -> None:
+    data = config_of(helm, values, tmp_path)
+    assert {k: data.get(k) for k in expected} == expected
+
+
+def test_1_17_line_leaves_out_1_18_keys(helm: str, tmp_path: Path) -> None:
+    data = config_of(helm, {"ciliumVersion": "1.17.11"}, tmp_path)
+    for key in ("bpf-distributed-lru", "identity-management-mode", "policy-default-local-cluster"):
+        assert key not in data, key
+    with pytest.raises(RenderError, match=r"needs Cilium 1\.18"):
+        render(
+            helm,
+            {"ciliumVersion": "1.17.11", "bpf": {"distributedLRU": {"enabled": True}}},
+            tmp_path,
+        )

@@ -23,7 +23,10 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "labels" (toString $v.labels) -}}
 {{- end -}}
 {{- if $is118 -}}
-{{- $_ := set $d "identity-management-mode" "agent" -}}
+{{- if not (has $v.identityManagementMode (list "agent" "operator" "both")) -}}
+{{- fail (printf "identityManagementMode must be agent, operator or both, not %q" (toString $v.identityManagementMode)) -}}
+{{- end -}}
+{{- $_ := set $d "identity-management-mode" $v.identityManagementMode -}}
 {{- end -}}
 
 {{- /* Logging and health */ -}}
@@ -284,7 +287,7 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "synchronize-k8s-nodes" (toString $v.synchronizeK8sNodes) -}}
 {{- $_ := set $d "enable-source-ip-verification" (toString $v.daemon.enableSourceIPVerification) -}}
 {{- $_ := set $d "enable-node-selector-labels" (toString $v.nodeSelectorLabels) -}}
-{{- $_ := set $d "enable-endpoint-lockdown-on-policy-overflow" (toString $v.enableEndpointLockdownOnPolicyOverflow) -}}
+{{- $_ := set $d "enable-endpoint-lockdown-on-policy-overflow" (toString $v.endpointLockdownOnMapOverflow) -}}
 {{- $_ := set $d "policy-cidr-match-mode" (join " " ($v.policyCIDRMatchMode | default list)) -}}
 {{- $_ := set $d "agent-not-ready-taint-key" (toString $v.agentNotReadyTaintKey) -}}
 
@@ -402,6 +405,8 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "hubble-export-denylist" (join " " $export.denyList) -}}
 {{- end -}}
 {{- end -}}
+
+{{- include "cilium.config.options" (list . $d) -}}
 
 {{- /* extraConfig last: the user's word wins */ -}}
 {{- range $key, $value := $v.extraConfig -}}

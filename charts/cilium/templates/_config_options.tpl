@@ -1,0 +1,68 @@
+{{/*
+cilium-config keys of agent options that upstream's chart renders only when set (so the
+default cilium-config stays upstream's). Arguments: (list $ <config dict>).
+*/}}
+{{- define "cilium.config.options" -}}
+{{- $ctx := index . 0 -}}
+{{- $d := index . 1 -}}
+{{- $v := $ctx.Values -}}
+{{- $is118 := eq (include "cilium.is118" $ctx) "true" -}}
+{{- $flags := dict
+  "annotate-k8s-node" $v.annotateK8sNode
+  "force-device-detection" $v.forceDeviceDetection
+  "clean-cilium-state" $v.cleanState
+  "clean-cilium-bpf-state" $v.cleanBpfState
+  "enable-nat46x64-gateway" $v.nat46x64Gateway.enabled
+  "enable-pmtu-discovery" $v.pmtuDiscovery.enabled
+  "enable-host-firewall" $v.hostFirewall.enabled
+  "enable-custom-calls" $v.customCalls.enabled
+  "enable-cilium-endpoint-slice" $v.ciliumEndpointSlice.enabled
+  "bpf-conntrack-accounting" $v.bpf.ctAccounting
+  "disable-external-ip-mitigation" $v.bpf.disableExternalIPMitigation
+  "bpf-lb-sock-hostns-only" $v.socketLB.hostNamespaceOnly
+  "bpf-lb-sock-terminate-pod-connections" $v.socketLB.terminatePodConnections
+-}}
+{{- range $key, $on := $flags -}}
+{{- if $on -}}{{- $_ := set $d $key "true" -}}{{- end -}}
+{{- end -}}
+{{- if $v.endpointRoutes.enabled -}}
+{{- $_ := set $d "enable-endpoint-routes" "true" -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $v.socketLB.enabled) -}}
+{{- $_ := set $d "bpf-lb-sock" (toString $v.socketLB.enabled) -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $v.bpf.hostLegacyRouting) -}}
+{{- $_ := set $d "enable-host-legacy-routing" (toString $v.bpf.hostLegacyRouting) -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $v.bpf.tproxy) -}}
+{{- $_ := set $d "enable-bpf-tproxy" (toString $v.bpf.tproxy) -}}
+{{- end -}}
+{{- with $v.bpf.vlanBypass -}}
+{{- $_ := set $d "vlan-bpf-bypass" (join " " .) -}}
+{{- end -}}
+{{- with $v.connectivityProbeFrequencyRatio -}}
+{{- $_ := set $d "connectivity-probe-frequency-ratio" (toString .) -}}
+{{- end -}}
+{{- with $v.conntrackGCInterval -}}
+{{- $_ := set $d "conntrack-gc-interval" (include "cilium.duration" (list "conntrackGCInterval" .)) -}}
+{{- end -}}
+{{- with $v.conntrackGCMaxInterval -}}
+{{- $_ := set $d "conntrack-gc-max-interval" (include "cilium.duration" (list "conntrackGCMaxInterval" .)) -}}
+{{- end -}}
+{{- with $v.crdWaitTimeout -}}
+{{- $_ := set $d "crd-wait-timeout" (include "cilium.duration" (list "crdWaitTimeout" .)) -}}
+{{- end -}}
+{{- with $v.k8s.apiServerURLs -}}
+{{- if not $is118 -}}
+{{- fail "k8s.apiServerURLs needs Cilium 1.18 or newer" -}}
+{{- end -}}
+{{- $_ := set $d "k8s-api-server-urls" . -}}
+{{- end -}}
+{{- $l2 := $v.l2announcements -}}
+{{- if $l2.enabled -}}
+{{- $_ := set $d "enable-l2-announcements" "true" -}}
+{{- $_ := set $d "l2-announcements-lease-duration" (include "cilium.duration" (list "l2announcements.leaseDuration" $l2.leaseDuration)) -}}
+{{- $_ := set $d "l2-announcements-renew-deadline" (include "cilium.duration" (list "l2announcements.leaseRenewDeadline" $l2.leaseRenewDeadline)) -}}
+{{- $_ := set $d "l2-announcements-retry-period" (include "cilium.duration" (list "l2announcements.leaseRetryPeriod" $l2.leaseRetryPeriod)) -}}
+{{- end -}}
+{{- end -}}
