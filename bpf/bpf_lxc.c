@@ -321,9 +321,12 @@ int cil_from_container(struct __sk_buff *skb)
 		return drop(skb, &p, ret, DIR_EGRESS, EP_IDENTITY, 0);
 
 	__be32 tunnel = 0;
-	u32 dst_id = ipcache_identity(p.family, p.daddr, &tunnel);
+	u32 dst_id = 0;
 	struct ct_result ct = {};
 	ct_lookup(&p, DIR_EGRESS, skb->len, &ct);
+	/* The ipcache is needed for a new flow's policy, and in tunnel mode for every packet. */
+	if (ENABLE_TUNNEL || ct.status == CT_NEW)
+		dst_id = ipcache_identity(p.family, p.daddr, &tunnel);
 	if (ct.status == CT_NEW) {
 		u8 match;
 		ret = policy_check(dst_id, DIR_EGRESS, &p, skb->len, &match);
@@ -365,18 +368,19 @@ int cil_to_container(struct __sk_buff *skb)
 	if (ret)
 		return drop(skb, &p, ret, DIR_INGRESS, 0, EP_IDENTITY);
 
-	u32 src_id;
+	u32 src_id = 0;
 	u32 mark = skb->mark;
 	if ((mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY) {
 		src_id = ((mark >> 16) & 0xffff) | ((mark & 0xff) << 16);
 		skb->mark = 0;
-	} else {
-		src_id = ipcache_identity(p.family, p.saddr, 0);
 	}
 
 	struct ct_result ct = {};
 	ct_lookup(&p, DIR_INGRESS, skb->len, &ct);
 	if (ct.status == CT_NEW) {
+		/* The source identity: from the tunnel key, else from the ipcache. */
+		if (!src_id)
+			src_id = ipcache_identity(p.family, p.saddr, 0);
 		u8 match;
 		ret = policy_check(src_id, DIR_INGRESS, &p, skb->len, &match);
 		emit(skb, &p, EVENT_POLICY_VERDICT, ret, DIR_INGRESS, match, ret ? 1 : 0, src_id,

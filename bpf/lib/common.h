@@ -20,6 +20,19 @@
 
 #define PIN(name) PIN_ROOT "/" name
 
+/* Load-time constants, as Cilium's endpoint templates do: a constant read through an
+ * inline-asm 64-bit immediate load cannot be folded by the compiler, so one compiled object
+ * serves every endpoint and user space patches the immediate (a magic number) per endpoint.
+ * The loader defines e.g. -DEP_ID='LOAD_CONST(0x7e1d0001)'; a plain number works as well. */
+#define __CONST_STR(x) #x
+#define CONST_STR(x) __CONST_STR(x)
+#define LOAD_CONST(v)                                                          \
+	({                                                                     \
+		u64 __c;                                                       \
+		asm volatile("%0 = " CONST_STR(v) " ll" : "=r"(__c));          \
+		(u32) __c;                                                     \
+	})
+
 /* Cilium's drop reasons (pkg/monitor/api/drop.go numbering). */
 #define DROP_INVALID 134
 #define DROP_POLICY 133

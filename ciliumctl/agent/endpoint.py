@@ -77,6 +77,32 @@ class Endpoint:
         self.log.insert(0, {"code": "OK", "message": reason, "state": state, "timestamp": stamp})
         del self.log[20:]
 
+    def state_record(self) -> dict[str, Any]:
+        """What a restarted agent needs to take the endpoint over (its datapath state stays)."""
+        return {
+            "id": self.id,
+            "namespace": self.namespace,
+            "pod_name": self.pod_name,
+            "container_id": self.container_id,
+            "ifname": self.ifname,
+            "netns": self.netns,
+            "ipv4": self.ipv4,
+            "mac": self.mac,
+            "host_mac": self.host_mac,
+            "identity": self.identity,
+            "security_labels": self.security_labels,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], node: str) -> Endpoint:
+        """An endpoint restored from :meth:`state_record`."""
+        ep = cls(int(record["id"]), str(record["namespace"]), str(record["pod_name"]), node=node)
+        for key in ("container_id", "ifname", "netns", "ipv4", "mac", "host_mac", "identity"):
+            setattr(ep, key, record.get(key))
+        ep.security_labels = dict(record.get("security_labels") or {})
+        ep.set_state(WAITING_FOR_IDENTITY, "Endpoint restored from state")
+        return ep
+
     def spec(self) -> EndpointSpec:
         """What the datapath needs."""
         return EndpointSpec(
@@ -301,8 +327,11 @@ class EndpointManager:
         self.regenerate(ep, "endpoint created")
         return ep
 
-    def update_pod(self, pod: Mapping[str, Any], namespace_labels: Mapping[str, str]) -> bool:
-        """A pod's labels (or its namespace's) changed: re-resolve its identity."""
+    def update_pod(
+        self, pod: Mapping[str, Any], namespace_labels: Mapping[str, str], force: bool = False
+    ) -> bool:
+        """A pod's labels (or its namespace's) changed: re-resolve its identity
+        (``force`` regenerates even when the identity stayed, e.g. after a restore)."""
         meta = pod.get("metadata") or {}
         ep = self.by_pod(str(meta.get("namespace") or "default"), str(meta.get("name")))
         if ep is None:
@@ -310,8 +339,8 @@ class EndpointManager:
         before = (ep.identity, dict(ep.security_labels))
         with self._lock:
             self._set_pod(ep, pod, namespace_labels)
-        if (ep.identity, ep.security_labels) != before:
-            self.regenerate(ep, "labels changed")
+        if force or (ep.identity, ep.security_labels) != before:
+            self.regenerate(ep, "labels changed" if not force else "restored")
         return True
 
     def _set_pod(
@@ -324,6 +353,13 @@ class EndpointManager:
         allocation = self.allocator.allocate(ep.security_labels)
         ep.identity = int(allocation.identity)
         self.cache.upsert(ep.identity, ep.security_labels)
+
+    def restore(self, ep: Endpoint) -> None:
+        """Take over an endpoint a previous agent created (its programs stay attached)."""
+        with self._lock:
+            if ep.id in self._endpoints:
+                raise EndpointError(f"endpoint id {ep.id} is in use", "restore before creating")
+            self._endpoints[ep.id] = ep
 
     def remove(self, endpoint_id: int) -> Endpoint | None:
         """Delete an endpoint (idempotent)."""

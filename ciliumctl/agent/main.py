@@ -68,6 +68,7 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
     from ciliumctl.agent.api import serve_api, serve_health
 
     agent = Agent(config, datapath, client, node)
+    agent.restore_endpoints()
     serve_api(agent, config.socket_path)
     serve_health(agent, int(config.get("agent-health-port")))
     port = config.metrics_port
@@ -78,6 +79,7 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
     threading.Thread(target=agent.maintenance, name="maintenance", daemon=True).start()
     if agent.wait_synced(timeout=60):
         log.info("all watchers in sync")
+        agent.reconcile_restored()
         if config.get("write-cni-conf-when-ready"):
             write_cni_conf(config.get("write-cni-conf-when-ready"))
     else:

@@ -233,4 +233,4 @@ def uninstall(
         return
     for what, names in removed.items():
         for name in names:
-            console().print(f"[green]✓[/] deleted {what[:-1] if what != 'crds' else 'CRD'} {name}")
+            console().print(f"[green]✓[/] deleted {domain.REMOVED_KINDS[what]} {name}")

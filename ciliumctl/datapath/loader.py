@@ -106,16 +106,107 @@ def verifier_error(
 
 @dataclass
 class Program:
-    """Loaded programs of one compiled object: name -> fd (valid while the object lives)."""
+    """Loaded programs: name -> fd. Either a bcc module owns the fds, or they are ours."""
 
     module: Any
     fds: dict[str, int]
 
     def close(self) -> None:
-        """Release bcc's module and its program fds (attached programs stay in the kernel)."""
+        """Release the program fds (attached programs stay in the kernel)."""
         if self.module is not None:
             self.module.cleanup()
             self.module = None
+        elif self.fds:
+            for fd in self.fds.values():
+                os.close(fd)
+        self.fds = {}
+
+
+@dataclass
+class _Template:
+    """One compiled object kept for the process: its bcc module (which holds the map fds the
+    instructions refer to), the instructions of each function, and a dup of the ring
+    buffer's fd so the number in the instructions stays valid."""
+
+    module: Any
+    insns: dict[str, bytes]
+    events_fd: int
+
+
+_TEMPLATES: dict[tuple[str, tuple[tuple[str, str], ...]], _Template] = {}
+_MAGIC_BASE = 0x7E1D0000
+_LD_IMM64 = 0x18
+
+
+def _patch(insns: bytes, values: Mapping[int, int]) -> bytes:
+    """Replace the 64-bit immediate loads of each magic number by its value."""
+    buf = bytearray(insns)
+    found: set[int] = set()
+    for off in range(0, len(buf) - 15, 8):
+        if buf[off] != _LD_IMM64 or buf[off + 1] >> 4:  # src_reg != 0: a map reference
+            continue
+        lo = int.from_bytes(buf[off + 4 : off + 8], "little")
+        hi = int.from_bytes(buf[off + 12 : off + 16], "little")
+        if hi == 0 and lo in values:
+            buf[off + 4 : off + 8] = values[lo].to_bytes(4, "little")
+            found.add(lo)
+    missing = set(values) - found
+    if missing:
+        raise DatapathError(
+            f"template constants {sorted(hex(m) for m in missing)} not found in the program",
+            "a constant is unused or was not loaded through LOAD_CONST",
+        )
+    return bytes(buf)
+
+
+def drop_templates(pin_root: str) -> None:
+    """Forget the compiled templates of a node (bpffs root) this process no longer serves."""
+    tag = f'"{pin_root}"'
+    for key in [k for k in _TEMPLATES if ("PIN_ROOT", tag) in k[1]]:
+        tmpl = _TEMPLATES.pop(key)
+        tmpl.module.cleanup()
+        os.close(tmpl.events_fd)
+
+
+def load_from_template(
+    source: str,
+    functions: tuple[str, ...],
+    defines: Mapping[str, str | int],
+    constants: Mapping[str, int],
+    events_fd: int,
+) -> Program:
+    """Load ``functions`` with per-endpoint ``constants`` patched into a compiled template.
+
+    The template (``source`` with ``defines``, the constants as magic numbers) is compiled
+    by bcc once per process; every further endpoint costs one BPF_PROG_LOAD per function.
+    """
+    from ciliumctl.datapath.bpfsys import prog_load
+
+    key = (source, tuple(sorted((k, str(v)) for k, v in defines.items())))
+    magic = {name: _MAGIC_BASE + i + 1 for i, name in enumerate(sorted(constants))}
+    tmpl = _TEMPLATES.get(key)
+    if tmpl is None:
+        dup = os.dup(events_fd)
+        full: dict[str, str | int] = {**defines, "EVENTS_FD": dup}
+        full.update({name: f"LOAD_CONST({hex(m)})" for name, m in magic.items()})
+        try:
+            compiled = compile_and_load(source, functions, full)
+        except Exception:
+            os.close(dup)
+            raise
+        insns = {fn: bytes(compiled.module.dump_func(fn.encode())) for fn in functions}
+        tmpl = _Template(compiled.module, insns, dup)
+        _TEMPLATES[key] = tmpl
+    values = {magic[name]: value & 0xFFFFFFFF for name, value in constants.items()}
+    fds: dict[str, int] = {}
+    try:
+        for fn in functions:
+            fds[fn] = prog_load(_patch(tmpl.insns[fn], values), fn)
+    except Exception:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return Program(None, fds)
 
 
 def compile_and_load(

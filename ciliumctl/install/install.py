@@ -749,6 +749,14 @@ def restart_agents(client: Any, namespace: str) -> None:
 CILIUM_GROUPS = ("cilium.io",)
 
 
+#: What `uninstall` removes: the key of each list it returns -> how one item is named.
+REMOVED_KINDS: dict[str, str] = {
+    "release": "Helm release",
+    "namespaces": "namespace",
+    "crds": "CRD",
+}
+
+
 def uninstall(
     client: Any,
     helm: HelmLike,
@@ -760,7 +768,7 @@ def uninstall(
     progress: Progress = lambda _: None,
 ) -> dict[str, list[str]]:
     """`cilium uninstall`: the release, the test namespaces, and with ``purge`` the CRDs."""
-    removed: dict[str, list[str]] = {"release": [], "namespaces": [], "crds": []}
+    removed: dict[str, list[str]] = {kind: [] for kind in REMOVED_KINDS}
     if helm.status(target.release, target.namespace) is not None:
         progress(f"uninstalling Helm release {target.release}")
         helm.uninstall(target.release, target.namespace, wait=wait, timeout=f"{int(timeout)}s")

@@ -85,6 +85,7 @@ def test_debian_image_digest_is_reproducible(
     _report("dns-test (cold)", cold)
     assert not cold.cached
     assert cold.layout != shared.layout
+    assert cold.key == shared.key, "the inputs changed during the test (source edited?)"
     assert cold.digest == shared.digest, "same inputs, different digest"
     assert _layers(cold) == _layers(shared)
     assert cold.packages and cold.packages.get("python3")
@@ -99,6 +100,17 @@ def test_debian_image_digest_is_reproducible(
     assert other.digest != cold.digest
     assert _layers(other)[0] == _layers(cold)[0]
     assert other.seconds < 60
+
+
+def test_project_wheel_is_reproducible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ciliumctl.devcluster.images import builder
+
+    wheels = []
+    for name in ("one", "two"):
+        monkeypatch.setenv("CILIUMCTL_CACHE_DIR", str(tmp_path / name))
+        wheels.append(builder._project_wheel(lambda _: None))
+    assert wheels[0] != wheels[1]
+    assert wheels[0].read_bytes() == wheels[1].read_bytes()
 
 
 def test_push_and_pull_by_digest(registry: Registry) -> None:
@@ -250,7 +262,8 @@ def test_client_image_tools_and_world_ca(tmp_path: Path) -> None:
             str(rootfs),
             "/usr/bin/ash",
             "-c",
-            "curl --version; dig -v 2>&1; nslookup -version; ip -V; ping -V; /usr/bin/pause -v",
+            "curl --version; dig -v 2>&1; nslookup -version 2>&1; ip -V; ping -V; "
+            "/usr/bin/pause -v",
         ],
         capture_output=True,
         text=True,
@@ -295,3 +308,51 @@ def test_client_image_tools_and_world_ca(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_cluster_dns_and_kube_proxy_images(tmp_path: Path) -> None:
+    """cluster-dns carries the Kubernetes client the DNS server reads Services with;
+    kube-proxy the pinned binary and the iptables/conntrack tools its iptables mode runs."""
+    dnsimg = images.build("cluster-dns")
+    _report("cluster-dns", dnsimg)
+    rootfs = unpack(dnsimg.layout, dnsimg.tag, tmp_path / "dns")
+    probe = subprocess.run(
+        [
+            "chroot",
+            str(rootfs),
+            "/usr/bin/python3",
+            "-c",
+            "import kubernetes, ciliumctl.k8s, ciliumctl.devcluster.dns; print('ok')",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode == 0 and probe.stdout.strip() == "ok", probe.stderr
+    config = json.loads(
+        subprocess.run(
+            ["umoci", "stat", "--json", "--image", f"{dnsimg.layout}:{dnsimg.tag}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert config  # the layout is one umoci understands
+    proxy = images.build("kube-proxy")
+    _report("kube-proxy", proxy)
+    rootfs = unpack(proxy.layout, proxy.tag, tmp_path / "proxy")
+    out = subprocess.run(
+        [
+            "chroot",
+            str(rootfs),
+            "/bin/sh",
+            "-c",
+            "/usr/local/bin/kube-proxy --version; iptables --version; conntrack --version",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    from ciliumctl.devcluster.binaries import KUBERNETES_VERSION
+
+    assert KUBERNETES_VERSION in out.stdout and "iptables v1.8" in out.stdout
+    assert "conntrack" in out.stdout + out.stderr

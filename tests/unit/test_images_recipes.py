@@ -69,6 +69,7 @@ def test_key_is_stable_for_equal_recipes() -> None:
         {"workdir": "/tmp"},
         {"tag": "v2"},
         {"symlinks": (rc.Symlink("/usr/bin/ash", "dash"),)},
+        {"hooks": ('chroot "$1" ldconfig',)},
     ],
 )
 def test_every_field_changes_the_key(change: dict[str, object]) -> None:

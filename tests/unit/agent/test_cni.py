@@ -43,7 +43,10 @@ class RecordingNetlink:
 def node(tmp_path: Path) -> Iterator[tuple[Agent, str]]:
     sock = tmp_path / "cilium.sock"
     agent = Agent(
-        AgentConfig.load(None, {"socket-path": str(sock)}), RecordingDatapath(), None, "n1"
+        AgentConfig.load(None, {"socket-path": str(sock), "state-dir": str(tmp_path)}),
+        RecordingDatapath(),
+        None,
+        "n1",
     )
     agent.allocator._client = MemoryIdentityStore()
     agent.ipam.set_cidrs(["10.0.5.0/30"])  # .1 router, .2 the only pod address
