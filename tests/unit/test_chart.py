@@ -881,6 +881,23 @@ def test_service_monitors_scrape_the_metrics_services(helm: str, tmp_path: Path)
             {"enable-endpoint-lockdown-on-policy-overflow": "true"},
         ),
         ({"l2NeighDiscovery": {"enabled": True}}, {"enable-l2-neigh-discovery": "true"}),
+        ({"maglev": {"tableSize": 16381}}, {"bpf-lb-maglev-table-size": "16381"}),
+        ({"tunnelPort": 8473}, {"tunnel-port": "8473"}),
+        (
+            {"hubble": {"dropEventEmitter": {"enabled": True}}},
+            {
+                "hubble-drop-events": "true",
+                "hubble-drop-events-reasons": "auth_required policy_denied",
+            },
+        ),
+        ({"hubble": {"redact": {"enabled": True}}}, {"hubble-redact-http-userinfo": "true"}),
+        ({"serviceNoBackendResponse": "drop"}, {"service-no-backend-response": "drop"}),
+        ({"pprof": {"enabled": True}}, {"pprof": "true", "pprof-port": "6060"}),
+        (
+            {"bgpControlPlane": {"enabled": True}},
+            {"enable-bgp-control-plane": "true", "bgp-secrets-namespace": "kube-system"},
+        ),
+        ({"localRedirectPolicies": {"enabled": True}}, {"enable-local-redirect-policy": "true"}),
         (
             {"ciliumVersion": "1.17.11"},
             {"enable-l2-neigh-discovery": "true", "arping-refresh-period": "30s"},

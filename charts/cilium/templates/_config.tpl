@@ -113,7 +113,8 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- /* Routing, encapsulation and masquerading */ -}}
 {{- $_ := set $d "routing-mode" $routing -}}
 {{- $_ := set $d "tunnel-protocol" ($v.tunnelProtocol | default "vxlan") -}}
-{{- $_ := set $d "tunnel-source-port-range" "0-0" -}}
+{{- $_ := set $d "tunnel-source-port-range" (toString $v.tunnelSourcePortRange) -}}
+{{- with $v.tunnelPort -}}{{- $_ := set $d "tunnel-port" (toString (int .)) -}}{{- end -}}
 {{- $masq4 := true -}}
 {{- if not (kindIs "invalid" $v.enableIPv4Masquerade) -}}
 {{- $masq4 = $v.enableIPv4Masquerade -}}
@@ -206,7 +207,10 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "enable-auto-protect-node-port-range" "true" -}}
 {{- $_ := set $d "enable-svc-source-range-check" (toString $v.svcSourceRangeCheck) -}}
 {{- $_ := set $d "enable-internal-traffic-policy" (toString $v.enableInternalTrafficPolicy) -}}
-{{- $_ := set $d "service-no-backend-response" "reject" -}}
+{{- if not (has $v.serviceNoBackendResponse (list "reject" "drop")) -}}
+{{- fail (printf "serviceNoBackendResponse must be reject or drop, not %q" (toString $v.serviceNoBackendResponse)) -}}
+{{- end -}}
+{{- $_ := set $d "service-no-backend-response" $v.serviceNoBackendResponse -}}
 {{- $_ := set $d "enable-lb-ipam" (toString $v.enableLBIPAM) -}}
 {{- $_ := set $d "default-lb-service-ipam" (toString $v.defaultLBServiceIPAM) -}}
 {{- if $v.egressGateway.enabled -}}

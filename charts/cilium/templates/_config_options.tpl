@@ -21,6 +21,10 @@ default cilium-config stays upstream's). Arguments: (list $ <config dict>).
   "disable-external-ip-mitigation" $v.bpf.disableExternalIPMitigation
   "bpf-lb-sock-hostns-only" $v.socketLB.hostNamespaceOnly
   "bpf-lb-sock-terminate-pod-connections" $v.socketLB.terminatePodConnections
+  "log-system-load" $v.logSystemLoad
+  "disable-endpoint-crd" $v.disableEndpointCRD
+  "enable-node-ipam" $v.nodeIPAM.enabled
+  "enable-local-redirect-policy" (or $v.localRedirectPolicy $v.localRedirectPolicies.enabled)
 -}}
 {{- range $key, $on := $flags -}}
 {{- if $on -}}{{- $_ := set $d $key "true" -}}{{- end -}}
@@ -57,6 +61,52 @@ default cilium-config stays upstream's). Arguments: (list $ <config dict>).
 {{- fail "k8s.apiServerURLs needs Cilium 1.18 or newer" -}}
 {{- end -}}
 {{- $_ := set $d "k8s-api-server-urls" . -}}
+{{- end -}}
+{{- with $v.ipv6NativeRoutingCIDR -}}{{- $_ := set $d "ipv6-native-routing-cidr" . -}}{{- end -}}
+{{- with $v.identityChangeGracePeriod -}}
+{{- $_ := set $d "identity-change-grace-period" (include "cilium.duration" (list "identityChangeGracePeriod" .)) -}}
+{{- end -}}
+{{- with $v.apiRateLimit -}}{{- $_ := set $d "api-rate-limit" (toString .) -}}{{- end -}}
+{{- with $v.maglev.tableSize -}}{{- $_ := set $d "bpf-lb-maglev-table-size" (toString (int .)) -}}{{- end -}}
+{{- with $v.maglev.hashSeed -}}{{- $_ := set $d "bpf-lb-maglev-hash-seed" (toString .) -}}{{- end -}}
+{{- if $v.pprof.enabled -}}
+{{- $_ := set $d "pprof" "true" -}}
+{{- $_ := set $d "pprof-address" (toString $v.pprof.address) -}}
+{{- $_ := set $d "pprof-port" (toString (int $v.pprof.port)) -}}
+{{- end -}}
+{{- if $v.operator.pprof.enabled -}}
+{{- $_ := set $d "operator-pprof" "true" -}}
+{{- $_ := set $d "operator-pprof-address" (toString $v.operator.pprof.address) -}}
+{{- $_ := set $d "operator-pprof-port" (toString (int $v.operator.pprof.port)) -}}
+{{- end -}}
+{{- $h := $v.hubble -}}
+{{- if $h.enabled -}}
+{{- if $h.preferIpv6 -}}{{- $_ := set $d "hubble-prefer-ipv6" "true" -}}{{- end -}}
+{{- if not (kindIs "invalid" $h.skipUnknownCGroupIDs) -}}
+{{- $_ := set $d "hubble-skip-unknown-cgroup-ids" (toString $h.skipUnknownCGroupIDs) -}}
+{{- end -}}
+{{- if $h.dropEventEmitter.enabled -}}
+{{- $_ := set $d "hubble-drop-events" "true" -}}
+{{- $_ := set $d "hubble-drop-events-interval" (include "cilium.duration" (list "hubble.dropEventEmitter.interval" $h.dropEventEmitter.interval)) -}}
+{{- $_ := set $d "hubble-drop-events-reasons" (join " " $h.dropEventEmitter.reasons) -}}
+{{- end -}}
+{{- if $h.redact.enabled -}}
+{{- $_ := set $d "hubble-redact-enabled" "true" -}}
+{{- $_ := set $d "hubble-redact-http-urlquery" (toString $h.redact.http.urlQuery) -}}
+{{- $_ := set $d "hubble-redact-http-userinfo" (toString $h.redact.http.userInfo) -}}
+{{- $_ := set $d "hubble-redact-kafka-apikey" (toString $h.redact.kafka.apiKey) -}}
+{{- with $h.redact.http.headers.allow -}}{{- $_ := set $d "hubble-redact-http-headers-allow" (join "," .) -}}{{- end -}}
+{{- with $h.redact.http.headers.deny -}}{{- $_ := set $d "hubble-redact-http-headers-deny" (join "," .) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $bgp := $v.bgpControlPlane -}}
+{{- if $bgp.enabled -}}
+{{- $_ := set $d "enable-bgp-control-plane" "true" -}}
+{{- $_ := set $d "bgp-secrets-namespace" $bgp.secretsNamespace.name -}}
+{{- $_ := set $d "enable-bgp-control-plane-status-report" (toString $bgp.statusReport.enabled) -}}
+{{- $_ := set $d "bgp-router-id-allocation-mode" (toString $bgp.routerIDAllocation.mode) -}}
+{{- $_ := set $d "bgp-router-id-allocation-ip-pool" (toString $bgp.routerIDAllocation.ipPool) -}}
+{{- $_ := set $d "enable-bgp-legacy-origin-attribute" (toString $bgp.legacyOriginAttribute.enabled) -}}
 {{- end -}}
 {{- $l2 := $v.l2announcements -}}
 {{- if $l2.enabled -}}
