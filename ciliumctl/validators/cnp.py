@@ -18,7 +18,7 @@ from ciliumctl.errors import UsageError
 from ciliumctl.validators import policy_model as pm
 from ciliumctl.validators.findings import Finding, Path, Report, Severity
 from ciliumctl.validators.policy_rules import check_policy
-from ciliumctl.validators.yamlsrc import Document, load_documents
+from ciliumctl.validators.yamlsrc import Document, iter_documents
 
 POLICY_KINDS = (pm.CNP_KIND, pm.CCNP_KIND)
 #: Oldest and newest Cilium minor versions --target-version accepts.
@@ -171,7 +171,7 @@ def _validate_stored(report: Report, obj: dict[str, Any], target: tuple[int, int
 
 
 def _validate_text(report: Report, name: str, text: str, target: tuple[int, int]) -> None:
-    for doc in load_documents(text, name):
+    for doc in iter_documents(text, name):
         if doc.empty:
             continue
         report.documents += 1

@@ -693,3 +693,8 @@ CCNP_SCHEMA = policy_object(clusterwide=True)
 def schema_for(kind: str) -> Obj:
     """The schema of ``kind`` (CNP or CCNP)."""
     return CCNP_SCHEMA if kind == CCNP_KIND else CNP_SCHEMA
+
+
+def rule_schema(kind: str) -> Node:
+    """The schema of one rule (``spec``) of ``kind``, built once with the object's."""
+    return schema_for(kind).fields["spec"]

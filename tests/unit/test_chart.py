@@ -32,6 +32,10 @@ CHART = ROOT / "charts" / "cilium"
 GOLDEN = ROOT / "tests" / "golden" / "chart"
 KUBE_VERSION = binaries.KUBERNETES_VERSION.lstrip("v")
 NAMESPACE = "kube-system"
+ENVOY_IMAGE = (
+    "quay.io/cilium/cilium-envoy:v1.34.12-1765374555-6a93b0bbba8d6dc75b651cbafeedb062b2997716"
+    "@sha256:3108521821c6922695ff1f6ef24b09026c94b195283f8bfbfc0fa49356a156e1"
+)
 
 Obj = dict[str, Any]
 
@@ -308,11 +312,12 @@ def test_rbac_least_privilege(helm: str, tmp_path: Path) -> None:
     assert _grants(agent, "cilium.io", "ciliumidentities", "create")
     assert _grants(agent, "cilium.io", "ciliumendpoints", "delete")
     assert not _grants(agent, "cilium.io", "ciliumnetworkpolicies", "create")
-    # The operator's leader election lease and cilium-config patch are namespaced.
-    assert not _grants(operator, "coordination.k8s.io", "leases", "create")
-    op_role = _rules(objs, "Role", "cilium-operator")
-    assert _grants(op_role, "coordination.k8s.io", "leases", "create")
-    patch_cm = [r for r in op_role if "configmaps" in r["resources"]]
+    # The operator's leader election lease and cilium-config patch: ClusterRole rules as
+    # upstream's (no Role of its own), limited by name where Kubernetes allows it.
+    assert _grants(operator, "coordination.k8s.io", "leases", "create")
+    assert not _grants(operator, "coordination.k8s.io", "leases", "update")
+    assert not _grants(operator, "", "configmaps", "patch")
+    patch_cm = [r for r in operator if "configmaps" in r["resources"]]
     assert patch_cm == [
         {
             "apiGroups": [""],
@@ -357,9 +362,9 @@ def test_config_defaults_use_upstream_keys(helm: str, tmp_path: Path) -> None:
         "kube-proxy-replacement": "false",
         "debug": "false",
         "identity-allocation-mode": "crd",
-        "prometheus-serve-addr": ":9962",
+        "prometheus-serve-addr": None,  # upstream's prometheus.enabled is false
         "operator-prometheus-serve-addr": ":9963",
-        "proxy-prometheus-port": "9964",
+        "proxy-prometheus-port": None,  # Envoy runs in the cilium-envoy DaemonSet
         "enable-hubble": "true",
         "hubble-listen-address": ":4244",
         "hubble-disable-tls": "false",
@@ -368,7 +373,7 @@ def test_config_defaults_use_upstream_keys(helm: str, tmp_path: Path) -> None:
         "bpf-policy-map-max": "16384",
         "cluster-pool-ipv4-cidr": "10.0.0.0/8",
         "cluster-pool-ipv4-mask-size": "24",
-        "external-envoy-proxy": "false",
+        "external-envoy-proxy": "true",
         "policy-secrets-namespace": "cilium-secrets",
         "write-cni-conf-when-ready": "/host/etc/cni/net.d/05-cilium.conflist",
     }
@@ -416,8 +421,12 @@ def test_bad_values_fail_with_a_message(helm: str, tmp_path: Path) -> None:
         ({"routingMode": "native"}, "ipv4NativeRoutingCIDR must be set"),
         ({"cluster": {"name": "Bad_Name"}}, "cluster.name"),
         ({"cluster": {"id": 3}}, 'must not be "default"'),
-        ({"envoy": {"enabled": True}}, "/envoy/enabled"),
+        ({"envoy": {"enabled": "yes"}}, "/envoy/enabled"),
         ({"operator": {"identityGCInterval": "soon"}}, "operator.identityGCInterval"),
+        ({"encryption": {"enabled": True, "type": "tls"}}, "/encryption/type"),
+        ({"clustermesh": {"useAPIServer": True}}, "needs cluster.name set"),
+        ({"gatewayAPI": {"enabled": True}}, "need kubeProxyReplacement=true"),
+        ({"bpf": {"mapDynamicSizeRatio": "lots"}}, "/bpf/mapDynamicSizeRatio"),
     ]
     for values, message in cases:
         with pytest.raises(RenderError, match=message):
@@ -440,8 +449,12 @@ def _images(objs: list[Obj]) -> set[str]:
 def test_version_selection_1_17(helm: str, tmp_path: Path) -> None:
     objs = render(helm, SCENARIOS["v1.17-eni"], tmp_path)
     images = _images(objs)
-    # No digest is known for 1.17.11: tags only, never the 1.18.5 digests.
-    assert images == {"quay.io/cilium/cilium:v1.17.11", "quay.io/cilium/operator-aws:v1.17.11"}
+    # No digest is known for 1.17.11: tags only, never the 1.18.5 digests (cilium-envoy has
+    # a release line and tag of its own).
+    assert images - {ENVOY_IMAGE} == {
+        "quay.io/cilium/cilium:v1.17.11",
+        "quay.io/cilium/operator-aws:v1.17.11",
+    }
     data = find(objs, "ConfigMap", "cilium-config")["data"]
     assert data["enable-ipv4-masquerade"] == "true"  # 1.17 keeps masquerading in ENI mode
     assert data["ipam"] == "eni" and data["enable-endpoint-routes"] == "true"
@@ -494,6 +507,7 @@ def test_air_gapped_registry_and_digests(helm: str, tmp_path: Path) -> None:
         "registry.internal:5000/cilium/cilium:v1.18.5@sha256:" + "a" * 64,
         "registry.internal:5000/cilium/operator-generic:v1.18.5@sha256:" + "b" * 64,
         "registry.internal:5000/cilium/hubble-relay:v1.18.5@sha256:" + "c" * 64,
+        ENVOY_IMAGE.replace("quay.io", "registry.internal:5000"),
     }
     ds_spec = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
     assert ds_spec["imagePullSecrets"] == [{"name": "registry-creds"}]
@@ -507,7 +521,7 @@ def test_air_gapped_registry_and_digests(helm: str, tmp_path: Path) -> None:
         },
         tmp_path,
     )
-    assert _images(objs) == {"quay.io/cilium/cilium:v1.18.4", "mirror/op:1"}
+    assert _images(objs) == {"quay.io/cilium/cilium:v1.18.4", "mirror/op:1", ENVOY_IMAGE}
     # A different tag never inherits the default release's digest.
     objs = render(helm, {"image": {"tag": "v1.18.4"}}, tmp_path)
     assert "quay.io/cilium/cilium:v1.18.4" in _images(objs)
@@ -665,17 +679,27 @@ def test_unmodelled_keys_are_disjoint_from_the_values() -> None:
         assert not parent or parent in modelled, key
 
 
-def test_schema_accepts_upstream_keys_it_ignores(helm: str, tmp_path: Path) -> None:
-    """The cilium CLI warns about these and passes them on; helm must not reject them."""
+def _nested(keys: list[str], value: Any) -> Obj:
     values: Obj = {}
-    for key in _unmodelled():
+    for key in keys:
         node = values
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = None
-    objs = render(helm, values, tmp_path)
-    assert find(objs, "DaemonSet", "cilium")
+        node[leaf] = value
+    return values
+
+
+def test_chart_refuses_upstream_keys_it_does_not_model(helm: str, tmp_path: Path) -> None:
+    """Fail closed: a key the chart would ignore stops the render and is named; helm drops
+    keys set to null, so those still render."""
+    keys = _unmodelled()
+    with pytest.raises(RenderError, match="not modelled by this chart") as err:
+        render(helm, _nested(keys, True), tmp_path)
+    assert all(key in str(err.value) for key in keys)
+    with pytest.raises(RenderError, match=r"would be ignored: encryption\.strictMode \("):
+        render(helm, {"encryption": {"enabled": True, "strictMode": {"enabled": True}}}, tmp_path)
+    assert find(render(helm, _nested(keys, None), tmp_path), "DaemonSet", "cilium")
 
 
 def test_schema_declares_every_value() -> None:
@@ -742,12 +766,7 @@ def test_hubble_tls_certificates_share_one_ca(helm: str, tmp_path: Path) -> None
     assert data["hubble-export-file-path"] == "/var/run/cilium/hubble/events.log"
     ds_spec = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
     ports = {p["name"]: p["containerPort"] for p in container(ds_spec, "cilium-agent")["ports"]}
-    assert ports == {
-        "peer-service": 4244,
-        "prometheus": 9962,
-        "envoy-metrics": 9964,
-        "hubble-metrics": 9965,
-    }
+    assert ports == {"peer-service": 4244, "hubble-metrics": 9965}
 
 
 def test_hubble_off_and_plain_text(helm: str, tmp_path: Path) -> None:
@@ -781,3 +800,41 @@ def test_apparmor_annotations_before_kubernetes_1_30(helm: str, tmp_path: Path) 
     assert ds["spec"]["template"]["spec"]["securityContext"]["appArmorProfile"] == {
         "type": "Unconfined"
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Prometheus Operator ServiceMonitors
+
+
+def test_service_monitors_scrape_the_metrics_services(helm: str, tmp_path: Path) -> None:
+    on = {"serviceMonitor": {"enabled": True}}
+    values: Obj = {
+        "prometheus": {"enabled": True, **on},
+        "operator": {"prometheus": on},
+        "hubble": {"metrics": {"enabled": ["dns", "drop"], **on}},
+        "envoy": {"prometheus": on},
+    }
+    objs = [
+        d
+        for d in yaml.safe_load_all(
+            render_text(helm, values, tmp_path, "--api-versions", "monitoring.coreos.com/v1")
+        )
+        if d
+    ]
+    monitors = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"cilium-agent", "cilium-operator", "hubble", "cilium-envoy"}
+    for name, monitor in monitors.items():
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        port = monitor["spec"]["endpoints"][0]["port"]
+        services = [
+            o
+            for o in objs
+            if o["kind"] == "Service"
+            and selector.items() <= o["metadata"]["labels"].items()
+            and port in [p["name"] for p in o["spec"]["ports"]]
+        ]
+        assert len(services) == 1, name
+        assert services[0]["spec"]["clusterIP"] == "None", name
+    # Without the CRD the render fails instead of producing what the cluster would refuse.
+    with pytest.raises(RenderError, match="ServiceMonitor CRD"):
+        render(helm, values, tmp_path)
