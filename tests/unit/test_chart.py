@@ -969,3 +969,16 @@ def test_ipsec_keys_are_mounted_where_the_agent_reads_them(helm: str, tmp_path: 
     mounts = {m["name"]: m["mountPath"] for m in container(spec, "cilium-agent")["volumeMounts"]}
     data = find(objs, "ConfigMap", "cilium-config")["data"]
     assert data["ipsec-key-file"] == mounts["cilium-ipsec-secrets"] + "/keys"
+
+
+def test_metrics_services_without_service_monitors(helm: str, tmp_path: Path) -> None:
+    values: Obj = {
+        "prometheus": {"enabled": True, "metricsService": True},
+        "operator": {"prometheus": {"metricsService": True}},
+        "hubble": {"metrics": {"enabled": ["dns"], "serviceAnnotations": {"a": "b"}}},
+    }
+    objs = render(helm, values, tmp_path)
+    assert not [o for o in objs if o["kind"] == "ServiceMonitor"]
+    assert find(objs, "Service", "cilium-agent")["spec"]["ports"][0]["port"] == 9962
+    assert find(objs, "Service", "cilium-operator")["spec"]["ports"][0]["port"] == 9963
+    assert find(objs, "Service", "hubble-metrics")["metadata"]["annotations"]["a"] == "b"
