@@ -33,6 +33,7 @@ from ciliumctl.agent.policy import (
     SelectorCache,
     policy_key,
     reserved_identities,
+    selects,
 )
 from ciliumctl.agent.services import ServiceManager
 from ciliumctl.datapath.model import Protocol, ReservedIdentity
@@ -157,7 +158,6 @@ class Agent:
     def _regenerated(self, ep: Endpoint, seconds: float) -> None:
         self.metrics.regenerations.labels(outcome="success").inc()
         self.metrics.regeneration_time.labels(scope="total").observe(seconds)
-        self._update_gauges()
 
     def _publish(self, ep: Endpoint) -> None:
         self._save(ep)
@@ -195,12 +195,16 @@ class Agent:
 
     # ------------------------------------------------------------------ restart
     def _save(self, ep: Endpoint) -> None:
+        record = ep.state_record()
+        if record == ep.saved:
+            return
         path = self.state_dir / str(ep.id) / "ep.json"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(ep.state_record()))
+            tmp.write_text(json.dumps(record))
             os.replace(tmp, path)
+            ep.saved = record
         except OSError as exc:
             self.controller("endpoint-state-save").fail(str(exc))
 
@@ -254,20 +258,31 @@ class Agent:
 
     # ------------------------------------------------------------------ policy
     def policy_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
-        """A CNP/CCNP/KNP changed: re-parse, refresh CIDR identities, regenerate."""
+        """A CNP/CCNP/KNP changed: re-parse, refresh CIDR identities, regenerate the endpoints
+        it selects (or selected); every endpoint when the CIDR identities changed."""
+        key = policy_key(obj)
+        before = self.repository.get(key)
         if kind == "DELETED":
-            self.repository.delete(policy_key(obj))
+            self.repository.delete(key)
+            after = None
         else:
-            parsed = self.repository.upsert(obj)
-            outcome = "fail" if parsed.errors else "success"
+            after = self.repository.upsert(obj)
+            outcome = "fail" if after.errors else "success"
             self.metrics.policy_change.labels(outcome=outcome).inc()
-        self._sync_cidr_identities()
-        self.endpoints.regenerate_all("policy changed")
+        if self._sync_cidr_identities():
+            self.endpoints.regenerate_all("policy and CIDR identities changed")
+        else:
+            for ep in self.endpoints.list():
+                if selects(before, ep.security_labels) or selects(after, ep.security_labels):
+                    self.endpoints.regenerate(ep, "policy changed")
         self._update_gauges()
 
-    def _sync_cidr_identities(self) -> None:
+    def _sync_cidr_identities(self) -> bool:
+        """CIDR identities for the prefixes policies name; True when the set changed."""
         wanted = self.repository.cidr_prefixes()
+        changed = False
         for prefix in sorted(set(self.cidr_identities) - wanted):
+            changed = True
             number = self.cidr_identities.pop(prefix)
             self.cache.remove(number)
             self.ipcache.delete("cidr", prefix)
@@ -275,6 +290,7 @@ class Agent:
         for prefix in sorted(wanted - set(self.cidr_identities)):
             if ipaddress.ip_network(prefix).prefixlen == 0:
                 continue  # the world identities cover it
+            changed = True
             number = CIDR_IDENTITY_BASE + 1
             while number in used:
                 number += 1
@@ -282,6 +298,7 @@ class Agent:
             self.cidr_identities[prefix] = number
             self.cache.upsert(number, lbl.cidr_labels(prefix))
             self.ipcache.upsert("cidr", prefix, number)
+        return changed
 
     # ------------------------------------------------------------------ identities
     def identity_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
@@ -296,6 +313,7 @@ class Agent:
             self.allocator.observe(obj)
             self.cache.upsert(int(name), labels_of(obj))
         self.endpoints.regenerate_all("identities changed")
+        self._update_gauges()
 
     # ------------------------------------------------------------------ pods / namespaces
     def namespace_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:

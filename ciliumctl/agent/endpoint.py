@@ -69,6 +69,8 @@ class Endpoint:
     result: PolicyResult | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     pod_uid: str = ""
+    published: dict[str, Any] | None = None  # the CiliumEndpoint last written
+    saved: dict[str, Any] | None = None  # the state record last written
 
     def set_state(self, state: str, reason: str) -> None:
         """Record a state change (kept in the endpoint's status log, newest first)."""
@@ -323,9 +325,18 @@ class EndpointManager:
             for key, value in networking.items():
                 setattr(ep, key, value)
             self._set_pod(ep, pod, namespace_labels)
-            self.datapath.create_endpoint(ep.spec())
+            # The programs start with the computed policy: never an allow-all moment.
+            ep.result = self._compute(ep)
+            self.datapath.create_endpoint(ep.spec(), ep.result.policy)
         self.regenerate(ep, "endpoint created")
         return ep
+
+    def _compute(self, ep: Endpoint) -> PolicyResult:
+        return self.repository.compute(
+            EndpointContext(ep.security_labels, ep.named_ports),
+            self.cache,
+            self.cluster_named_ports,
+        )
 
     def update_pod(
         self, pod: Mapping[str, Any], namespace_labels: Mapping[str, str], force: bool = False
@@ -339,6 +350,9 @@ class EndpointManager:
         before = (ep.identity, dict(ep.security_labels))
         with self._lock:
             self._set_pod(ep, pod, namespace_labels)
+            if ep.identity != before[0] and ep.ifname:
+                # The identity is compiled into the endpoint's programs: reload them.
+                self.datapath.create_endpoint(ep.spec(), self._compute(ep).policy)
         if force or (ep.identity, ep.security_labels) != before:
             self.regenerate(ep, "labels changed" if not force else "restored")
         return True
@@ -377,18 +391,17 @@ class EndpointManager:
         started = time.perf_counter()
         with self._lock:
             ep.set_state(REGENERATING, f"Regenerating endpoint: {reason}")
-            result = self.repository.compute(
-                EndpointContext(ep.security_labels, ep.named_ports),
-                self.cache,
-                self.cluster_named_ports,
-            )
+            result = self._compute(ep)
             changed = ep.result is None or ep.result.policy != result.policy
             if changed:
                 self.datapath.replace_policy(ep.id, result.policy)
             ep.result = result
             ep.set_state(READY, "Successfully regenerated endpoint program")
         self.on_regenerated(ep, time.perf_counter() - started)
-        self.publish(ep)
+        cep = ep.to_cep()
+        if cep != ep.published:
+            self.publish(ep)
+            ep.published = cep
         return changed
 
     def regenerate_all(self, reason: str) -> int:

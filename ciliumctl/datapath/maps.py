@@ -243,7 +243,9 @@ def _decode_ct(fmt: struct.Struct, fam: int) -> Any:
             "sport": struct.unpack(">H", sp)[0],
             "dport": struct.unpack(">H", dp)[0],
             "proto": proto,
-            "dir": ["ingress", "egress", "service"][direction] if direction < 3 else direction,
+            "dir": ["ingress", "egress", "service", "nodeport"][direction]
+            if direction < 4
+            else direction,
             "expires": exp,
             "packets": pk,
             "bytes": by,

@@ -16,11 +16,17 @@ from ciliumctl.devcluster import dns
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-        u.bind(("127.0.0.1", 0))
-        port = int(u.getsockname()[1])
-        t.bind(("127.0.0.1", port))
-        return port
+    """A port free for both UDP and TCP on 127.0.0.1 (retried: other tests take ports too)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free for both UDP and TCP on 127.0.0.1")
 
 
 class Proc:
