@@ -39,6 +39,9 @@ CREATED = "2024-01-01T00:00:00Z"
 #: The Python of Debian bookworm, which the project's wheel and dependencies target.
 IMAGE_PYTHON = ("3.11", "cp311", "manylinux_2_36_x86_64")
 SITE_PACKAGES = "/usr/lib/python3/dist-packages"
+#: Older manylinux tags the image's glibc (2.36) also runs (wheels such as pydantic-core's
+#: ship only these).
+OLDER_MANYLINUX = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 #: Paths dpkg leaves out of every Debian base (documentation, manuals, translations).
 _DPKG_EXCLUDES = (
@@ -425,7 +428,10 @@ def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root:
     args = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile"]
     args += ["--disable-pip-version-check", "--no-warn-script-location", "--only-binary=:all:"]
     args += ["--python-version", version, "--implementation", "cp", "--abi", abi]
-    args += ["--platform", platform, "--target", str(target), str(wheel)]
+    # pip does not widen an explicit manylinux tag to older compatible ones: list them.
+    for tag in (platform, *OLDER_MANYLINUX):
+        args += ["--platform", tag]
+    args += ["--target", str(target), str(wheel)]
     args += [f"{n}=={v}" for n, v in pins.items()]
     _run(args, "pip install of the project's wheel into the image")
     # host-specific leftovers: scripts with the host's shebang, the wheel's file:// URL
