@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -40,3 +41,24 @@ def test_agent_recipe_carries_the_init_container_scripts() -> None:
             "/usr/bin/cilium-mount", "/usr/bin/cilium-sysctlfix"} <= paths  # fmt: skip
     assert all(f.source is not None and f.source.is_file() for f in agent.files)
     assert "python3-bpfcc" in agent.packages and "iproute2" in agent.packages
+
+
+def test_agent_image_has_bcc_and_the_runtime_entry_points(tmp_path: Path) -> None:
+    runtime_images.register()
+    built = images.build(runtime_images.AGENT)
+    rootfs = unpack(built.layout, built.tag, tmp_path)
+    for tool in ("cilium-agent", "cilium-dbg", "cilium-bugtool", "cilium-cni"):
+        assert (rootfs / "usr/local/bin" / tool).is_file(), tool
+    assert (rootfs / "init-container.sh").stat().st_mode & 0o111
+    probe = "import bcc, pyroute2, ciliumctl.agent.main, ciliumctl.datapath.datapath; print('ok')"
+    out = subprocess.run(
+        ["chroot", str(rootfs), "/usr/bin/python3", "-c", probe],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (out.returncode, out.stdout.strip()) == (0, "ok"), out.stderr
+    version = subprocess.run(
+        ["chroot", str(rootfs), "/usr/bin/env", "CNI_COMMAND=VERSION", "/usr/local/bin/cilium-cni"],
+        input="{}", capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert version.returncode == 0 and "1.0.0" in json.loads(version.stdout)["supportedVersions"]
+    assert list((rootfs / "usr/src").glob("linux-headers-*")), "bcc needs the header tree"
