@@ -20,7 +20,6 @@ from ciliumctl.datapath.errors import DatapathError, PolicyTooLargeError
 from ciliumctl.datapath.events import EventReader
 from ciliumctl.datapath.loader import (
     Program,
-    compile_and_load,
     drop_templates,
     load_from_template,
 )
@@ -220,7 +219,9 @@ class Datapath:
         if self.routing != "tunnel":
             raise DatapathError("setup_tunnel needs routing mode tunnel", "use routing='tunnel'")
         idx = netlink.create_vxlan(self.vxlan_ifname, self.netns)
-        prog = self._compile("bpf_overlay.c", ("cil_from_overlay",), {})
+        prog = load_from_template(
+            "bpf_overlay.c", ("cil_from_overlay",), self.pin_root, {}, {}, self.maps[maps.EVENTS].fd
+        )
         try:
             netlink.attach_bpf(
                 self.vxlan_ifname,
@@ -234,14 +235,28 @@ class Datapath:
         self._vxlan_ifindex = idx
         return idx
 
-    # --- endpoints ---------------------------------------------------------------------
+    def attach_host_device(self, ifname: str) -> None:
+        """Serve NodePort frontends to clients outside the node on ``ifname`` (its external
+        device): DNAT at tc ingress, reverse NAT of the replies at tc egress."""
+        prog = load_from_template(
+            "bpf_host.c",
+            ("cil_from_netdev", "cil_to_netdev"),
+            self.pin_root,
+            {},
+            {},
+            self.maps[maps.EVENTS].fd,
+        )
+        try:
+            netlink.attach_bpf(
+                ifname, "ingress", prog.fds["cil_from_netdev"], "cil_from_netdev", self.netns
+            )
+            netlink.attach_bpf(
+                ifname, "egress", prog.fds["cil_to_netdev"], "cil_to_netdev", self.netns
+            )
+        finally:
+            prog.close()
 
-    def _compile(
-        self, source: str, functions: tuple[str, ...], defines: dict[str, str | int]
-    ) -> Program:
-        events = self.maps[maps.EVENTS]
-        base: dict[str, str | int] = {"PIN_ROOT": f'"{self.pin_root}"', "EVENTS_FD": events.fd}
-        return compile_and_load(source, functions, {**base, **defines})
+    # --- endpoints ---------------------------------------------------------------------
 
     def create_endpoint(
         self,
@@ -283,13 +298,10 @@ class Datapath:
         return load_from_template(
             "bpf_lxc.c",
             ("cil_from_container", "cil_to_container"),
-            {
-                "PIN_ROOT": f'"{self.pin_root}"',
-                "ENABLE_TUNNEL": 1 if tunnel else 0,
-                "VXLAN_IFINDEX": self._vxlan_ifindex,
-                "TRACE_ALL": 1 if self.trace_all else 0,
-            },
-            {"EP_ID": spec.id, "EP_IDENTITY": spec.identity},
+            self.pin_root,
+            {"ENABLE_TUNNEL": 1 if tunnel else 0, "TRACE_ALL": 1 if self.trace_all else 0},
+            {"EP_ID": spec.id, "EP_IDENTITY": spec.identity}
+            | ({"VXLAN_IFINDEX": self._vxlan_ifindex} if tunnel else {}),
             self.maps[maps.EVENTS].fd,
         )
 

@@ -1021,7 +1021,13 @@ class DnsServer:
     def _http(self, addr: str, path: str, check: Callable[[], bool]) -> None:
         host, port = ("", int(addr[1:])) if addr.startswith(":") else parse_hostport(addr, 0)
         handler = type("Handler", (_Health,), {"check": staticmethod(check), "path_ok": path})
-        srv = http.server.ThreadingHTTPServer((host or _any_address(), port), handler)
+        bind = host or _any_address()
+        server = type(
+            "HTTPServer",
+            (http.server.ThreadingHTTPServer,),
+            {"address_family": socket.AF_INET6 if ":" in bind else socket.AF_INET},
+        )
+        srv = server((bind, port), handler)
         self.servers.append(srv)
         self.ports[path] = srv.server_address[1]
 

@@ -641,15 +641,24 @@ def upgrade(
     apply_crds(client, target.chart)
     progress(f"upgrading Cilium {current} -> {norm}")
     revision_before = int(status.get("version", 0))
-    new = helm.install_or_upgrade(
-        target.release,
-        target.namespace,
-        target.chart,
-        values,
-        reset_values=values_mode != "reuse",
-        reuse_values=values_mode == "reuse",
-        description=f"cilium upgrade {current} -> {norm}",
-    )
+    moved = _moved_under_us(helm, target, revision_before, finished_ok=True)
+    if moved is not None:
+        raise ConcurrentOperationError.of(target, moved)
+    try:
+        new = helm.install_or_upgrade(
+            target.release,
+            target.namespace,
+            target.chart,
+            values,
+            reset_values=values_mode != "reuse",
+            reuse_values=values_mode == "reuse",
+            description=f"cilium upgrade {current} -> {norm}",
+        )
+    except CiliumctlError as exc:
+        moved = _moved_under_us(helm, target, revision_before, error=exc.message)
+        if moved is not None:
+            raise ConcurrentOperationError.of(target, moved) from exc
+        raise
     outcome = Outcome(
         "upgrade", norm, revision=int(new.get("version", 0)), findings=findings, notes=notes
     )
@@ -668,6 +677,54 @@ def upgrade(
                 "inspect the new version's pods (`cilium status`, pod logs) before retrying",
             ) from exc
     return outcome
+
+
+class ConcurrentOperationError(CiliumctlError):
+    """Another operation changed the release while this one was preparing or running."""
+
+    @classmethod
+    def of(cls, target: Target, detail: str) -> ConcurrentOperationError:
+        return cls(
+            f"another upgrade of release {target.release!r} in {target.namespace} is in "
+            f"progress or just finished ({detail}); nothing was changed by this run",
+            "wait for it to finish (`cilium status`), then re-run `cilium upgrade`",
+        )
+
+
+#: What helm says when two operations on one release overlap.
+_HELM_CONCURRENCY = (
+    "another operation (install/upgrade/rollback) is in progress",
+    "already exists",
+)
+
+
+def _moved_under_us(
+    helm: HelmLike,
+    target: Target,
+    revision: int,
+    *,
+    finished_ok: bool = False,
+    error: str = "",
+) -> str | None:
+    """How the release changed since it was read at ``revision`` by someone else, or None.
+
+    A pending-* state is another operation under way. A newer revision counts when it was
+    certainly not made by this run: before this run's own helm call (``finished_ok``), or
+    one that deployed while this run's call failed (a failed call leaves at most a failed
+    revision of its own). Helm's own words for overlapping operations count too.
+    """
+    now = helm.status(target.release, target.namespace)
+    if now is None:
+        return f"the release was removed after revision {revision}"
+    state = str(now.get("info", {}).get("status", ""))
+    current = int(now.get("version", 0))
+    if state.startswith("pending-"):
+        return f"revision {current} is {state}"
+    if current != revision and (finished_ok or state in ("deployed", "superseded")):
+        return f"the release moved from revision {revision} to {current} ({state})"
+    if any(words in error for words in _HELM_CONCURRENCY):
+        return f"helm: {error.strip().splitlines()[-1]}"
+    return None
 
 
 def installed_version(helm: HelmLike, target: Target) -> str:

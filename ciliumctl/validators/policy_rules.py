@@ -79,8 +79,12 @@ def check_policy(obj: dict[str, Any], kind: str, target: tuple[int, int]) -> Ite
             "add spec: with an endpointSelector and ingress/egress rules",
         )
     schema = pm.rule_schema(kind)
+    newest = pm.rule_newest_since(kind)
+    check_since = newest is not None and newest > target
     for path, rule in rules_of(obj):
         yield from check_rule(rule, path, clusterwide)
+        if not check_since:
+            continue
         for where, since in walk_since(schema, rule, path, target):
             yield Problem(
                 where,

@@ -167,9 +167,14 @@ def load_documents(text: str, source: str) -> list[Document]:
 def iter_documents(text: str, source: str) -> Iterator[Document]:
     """:func:`load_documents` one document at a time (each is parsed when it is reached)."""
     for index, (start, chunk) in enumerate(split_documents(text)):
-        doc = Document(source=source, index=index, start_line=start)
-        _parse_into(doc, chunk, start)
-        yield doc
+        yield parse_document(source, index, start, chunk)
+
+
+def parse_document(source: str, index: int, start: int, chunk: str) -> Document:
+    """Parse one document that :func:`split_documents` yielded (index, start line, text)."""
+    doc = Document(source=source, index=index, start_line=start)
+    _parse_into(doc, chunk, start)
+    return doc
 
 
 def _parse_into(doc: Document, chunk: str, start: int) -> None:

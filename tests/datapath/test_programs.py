@@ -6,6 +6,7 @@ through the maps, exactly as the agent changes them at run time.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,11 +199,11 @@ def test_port_ranges(env: Env) -> None:
     }
     assert got == {7999: SHOT, 8000: OK, 8050: OK, 8099: OK, 8100: SHOT}
     assert env.recv(Frame(A4, POD4, proto=UDP, dport=65535))[0] == OK
-    assert [
-        row["port_end"]
-        for row in env.dp.dump_map("cilium_policy_00010")
-        if row.get("protocol") == TCP
-    ]
+    rows = env.dp.dump_map("cilium_policy_00010")
+    tcp = sorted((r["port"], r["port_end"]) for r in rows if r.get("protocol") == TCP)
+    assert tcp[0][0] == 8000 and tcp[-1][1] == 8099  # prefix blocks covering the range
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(tcp))
+    assert [r["endpoint_id"] for r in env.dp.dump_map(maps.POLICY_OUTER)] == [EP.id]
 
 
 def test_icmp_by_type_v4_and_v6(env: Env) -> None:
@@ -229,6 +230,27 @@ def test_ipv6_tcp_and_udp_by_identity_and_port(env: Env) -> None:
     assert env.send(Frame(POD6, "fd00:99::1", proto=UDP, dport=53))[0] == SHOT
     drops = [e for e in env.events.drain() if e.type == EventType.DROP]
     assert drops[-1].dst_identity == 2 and drops[-1].dst == "fd00:99::1"
+
+
+def _with_hop_by_hop(frame: bytes) -> bytes:
+    """Insert an 8-byte hop-by-hop options header (PadN) after the IPv6 header."""
+    ip = bytearray(frame[14:54])
+    hbh = bytes([ip[6], 0, 1, 4, 0, 0, 0, 0])
+    ip[6] = 0
+    ip[4:6] = (int.from_bytes(ip[4:6], "big") + 8).to_bytes(2, "big")
+    return frame[:14] + bytes(ip) + hbh + frame[54:]
+
+
+def test_ipv6_extension_headers_are_skipped(env: Env) -> None:
+    env.policy(PolicyEntry(ID_A, IN, Protocol.TCP, 443, 443))
+    ok = _with_hop_by_hop(Frame(A6, POD6, dport=443).bytes())
+    assert prog_test_run(env.in_fd, ok).retval == OK
+    bad = _with_hop_by_hop(Frame(A6, POD6, dport=444, sport=2).bytes())
+    assert prog_test_run(env.in_fd, bad).retval == SHOT
+    assert _drop(env).dport == 444  # the TCP port behind the extension header
+    # MLD (ICMPv6 143 behind hop-by-hop), like neighbour discovery, is never policy-dropped.
+    mld = _with_hop_by_hop(Frame(POD6, "ff02::16", proto=ICMPV6, icmp_type=143).bytes())
+    assert prog_test_run(env.out_fd, mld).retval == OK
 
 
 # --- conntrack ------------------------------------------------------------------------------
@@ -306,10 +328,23 @@ FIN_ACK = 0x11
 # --- services -------------------------------------------------------------------------------
 
 
-def test_service_dnat_and_reverse_nat(env: Env) -> None:
-    env.policy(PolicyEntry(ID_B, EG, Protocol.TCP, 8080, 8080))
-    env.dp.upsert_service(ServiceFrontend("10.96.0.10", 80, backends=(Backend("10.0.2.5", 8080),)))
-    req = Frame(POD4, "10.96.0.10", dport=80, sport=33000)
+@pytest.mark.parametrize(
+    ("kind", "frontend", "fport", "proto"),
+    [
+        ("ClusterIP", "10.96.0.10", 80, TCP),
+        ("NodePort", "192.168.50.1", 30080, TCP),
+        ("ClusterIP", "10.96.0.53", 53, UDP),
+    ],
+    ids=["clusterip-tcp", "nodeport-tcp", "clusterip-udp"],
+)
+def test_service_dnat_and_reverse_nat(
+    env: Env, kind: str, frontend: str, fport: int, proto: int
+) -> None:
+    env.policy(PolicyEntry(ID_B, EG, Protocol(proto), 8080, 8080))
+    env.dp.upsert_service(
+        ServiceFrontend(frontend, fport, Protocol(proto), kind, (Backend("10.0.2.5", 8080),))
+    )
+    req = Frame(POD4, frontend, proto=proto, dport=fport, sport=33000)
     rc, data = env.send(req)
     assert rc == OK
     out = parse(data)
@@ -319,18 +354,20 @@ def test_service_dnat_and_reverse_nat(env: Env) -> None:
         True,
         True,
     )
-    rc, data = env.recv(Frame("10.0.2.5", POD4, sport=8080, dport=33000, flags=SYN | ACK))
+    rc, data = env.recv(
+        Frame("10.0.2.5", POD4, proto=proto, sport=8080, dport=33000, flags=SYN | ACK)
+    )
     assert rc == OK
     back = parse(data)
     assert (back["src"], back["sport"], back["ip_csum_ok"], back["l4_csum_ok"]) == (
-        "10.96.0.10",
-        80,
+        frontend,
+        fport,
         True,
         True,
     )
     # The same flow keeps its backend; the CT holds it.
     assert parse(env.send(req)[1])["dst"] == "10.0.2.5"
-    assert env.dp.delete_service("10.96.0.10", 80)
+    assert env.dp.delete_service(frontend, fport, Protocol(proto))
 
 
 def test_service_backend_kept_per_flow_and_spread(env: Env) -> None:

@@ -71,6 +71,18 @@ SCENARIOS: dict[str, Obj] = {
         "hubble": {"relay": {"enabled": True, "image": {"digest": "sha256:" + "c" * 64}}},
         "imagePullSecrets": [{"name": "registry-creds"}],
     },
+    "upstream-features": {
+        "cluster": {"name": "mesh-a", "id": 3},
+        "clustermesh": {"useAPIServer": True},
+        "kubeProxyReplacement": "true",
+        "k8sServiceHost": "10.0.0.10",
+        "k8sServicePort": 6443,
+        "gatewayAPI": {"enabled": True},
+        "ingressController": {"enabled": True, "loadbalancerMode": "shared"},
+        "encryption": {"enabled": True, "type": "wireguard"},
+        "egressGateway": {"enabled": True},
+        "bpf": {"masquerade": True},
+    },
     "v1.17-eni": {
         "ciliumVersion": "1.17.11",
         "eni": {"enabled": True},
@@ -838,3 +850,135 @@ def test_service_monitors_scrape_the_metrics_services(helm: str, tmp_path: Path)
     # Without the CRD the render fails instead of producing what the cluster would refuse.
     with pytest.raises(RenderError, match="ServiceMonitor CRD"):
         render(helm, values, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------
+# Upstream values that drive cilium-config keys (beyond the parity sets)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"socketLB": {"enabled": True}}, {"bpf-lb-sock": "true"}),
+        ({"hostFirewall": {"enabled": True}}, {"enable-host-firewall": "true"}),
+        ({"bpf": {"vlanBypass": [0]}}, {"vlan-bpf-bypass": "0"}),
+        ({"bpf": {"hostLegacyRouting": True}}, {"enable-host-legacy-routing": "true"}),
+        ({"conntrackGCInterval": "5m"}, {"conntrack-gc-interval": "5m"}),
+        ({"endpointRoutes": {"enabled": True}}, {"enable-endpoint-routes": "true"}),
+        (
+            {"l2announcements": {"enabled": True}},
+            {"enable-l2-announcements": "true", "l2-announcements-lease-duration": "15s"},
+        ),
+        ({"logOptions": {"format": "json"}}, {"log-opt": '{"format":"json"}'}),
+        (
+            {"encryption": {"enabled": True, "nodeEncryption": True}},
+            {"enable-ipsec": "true", "ipsec-key-file": "/etc/ipsec/keys", "encrypt-node": "true"},
+        ),
+        ({"loadBalancer": {"algorithm": "maglev"}}, {"bpf-lb-algorithm": "maglev"}),
+        ({"identityManagementMode": "operator"}, {"identity-management-mode": "operator"}),
+        (
+            {"endpointLockdownOnMapOverflow": True},
+            {"enable-endpoint-lockdown-on-policy-overflow": "true"},
+        ),
+        ({"l2NeighDiscovery": {"enabled": True}}, {"enable-l2-neigh-discovery": "true"}),
+        ({"maglev": {"tableSize": 16381}}, {"bpf-lb-maglev-table-size": "16381"}),
+        ({"tunnelPort": 8473}, {"tunnel-port": "8473"}),
+        (
+            {"hubble": {"dropEventEmitter": {"enabled": True}}},
+            {
+                "hubble-drop-events": "true",
+                "hubble-drop-events-reasons": "auth_required policy_denied",
+            },
+        ),
+        ({"hubble": {"redact": {"enabled": True}}}, {"hubble-redact-http-userinfo": "true"}),
+        ({"serviceNoBackendResponse": "drop"}, {"service-no-backend-response": "drop"}),
+        ({"pprof": {"enabled": True}}, {"pprof": "true", "pprof-port": "6060"}),
+        (
+            {"bgpControlPlane": {"enabled": True}},
+            {"enable-bgp-control-plane": "true", "bgp-secrets-namespace": "kube-system"},
+        ),
+        ({"localRedirectPolicies": {"enabled": True}}, {"enable-local-redirect-policy": "true"}),
+        (
+            {"ciliumVersion": "1.17.11"},
+            {"enable-l2-neigh-discovery": "true", "arping-refresh-period": "30s"},
+        ),
+    ],
+)
+def test_upstream_values_drive_config(
+    helm: str, tmp_path: Path, values: Obj, expected: dict[str, str]
+) -> None:
+    data = config_of(helm, values, tmp_path)
+    assert {k: data.get(k) for k in expected} == expected
+
+
+def test_1_17_line_leaves_out_1_18_keys(helm: str, tmp_path: Path) -> None:
+    data = config_of(helm, {"ciliumVersion": "1.17.11"}, tmp_path)
+    for key in ("bpf-distributed-lru", "identity-management-mode", "policy-default-local-cluster"):
+        assert key not in data, key
+    with pytest.raises(RenderError, match=r"needs Cilium 1\.18"):
+        render(
+            helm,
+            {"ciliumVersion": "1.17.11", "bpf": {"distributedLRU": {"enabled": True}}},
+            tmp_path,
+        )
+
+
+def test_ingress_controller_objects(helm: str, tmp_path: Path) -> None:
+    objs = render(helm, SCENARIOS["upstream-features"], tmp_path)
+    assert find(objs, "IngressClass", "cilium")["spec"]["controller"] == (
+        "cilium.io/ingress-controller"
+    )
+    svc = find(objs, "Service", "cilium-ingress")
+    assert [p["port"] for p in svc["spec"]["ports"]] == [80, 443]
+    assert find(objs, "Endpoints", "cilium-ingress")
+    for role in ("cilium-ingress-secrets", "cilium-operator-ingress-secrets"):
+        assert find(objs, "Role", role)["metadata"]["namespace"] == "cilium-secrets"
+    assert len([o for o in objs if o["kind"] == "Namespace"]) == 1
+    data = find(objs, "ConfigMap", "cilium-config")["data"]
+    assert data["enable-ingress-controller"] == "true"
+    assert data["ingress-default-lb-mode"] == "shared"
+    assert data["enable-envoy-config"] == "true"
+    # Dedicated mode (upstream's default) creates a Service per Ingress, not a shared one.
+    dedicated = {**SCENARIOS["upstream-features"], "ingressController": {"enabled": True}}
+    assert not [o for o in render(helm, dedicated, tmp_path) if o["kind"] == "Endpoints"]
+
+
+def test_clustermesh_certificates_share_the_cilium_ca(helm: str, tmp_path: Path) -> None:
+    x509 = pytest.importorskip("cryptography.x509")
+    objs = render(helm, SCENARIOS["upstream-features"], tmp_path)
+    ca_pem = base64.b64decode(find(objs, "Secret", "cilium-ca")["data"]["ca.crt"])
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    for name in ("server", "admin", "remote", "local"):
+        secret = find(objs, "Secret", f"clustermesh-apiserver-{name}-cert")
+        cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+        assert cert.issuer == ca.subject, name
+    spec = find(objs, "Deployment", "clustermesh-apiserver")["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["etcd", "apiserver", "kvstoremesh"]
+    api = container(spec, "apiserver")
+    assert "--cluster-name=mesh-a" in api["args"] and "--cluster-id=3" in api["args"]
+    svc = find(objs, "Service", "clustermesh-apiserver")
+    assert svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 32379
+
+
+def test_ipsec_keys_are_mounted_where_the_agent_reads_them(helm: str, tmp_path: Path) -> None:
+    values: Obj = {"encryption": {"enabled": True, "ipsec": {"secretName": "my-keys"}}}
+    objs = render(helm, values, tmp_path)
+    spec = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "cilium-ipsec-secrets")
+    assert volume["secret"]["secretName"] == "my-keys"
+    mounts = {m["name"]: m["mountPath"] for m in container(spec, "cilium-agent")["volumeMounts"]}
+    data = find(objs, "ConfigMap", "cilium-config")["data"]
+    assert data["ipsec-key-file"] == mounts["cilium-ipsec-secrets"] + "/keys"
+
+
+def test_metrics_services_without_service_monitors(helm: str, tmp_path: Path) -> None:
+    values: Obj = {
+        "prometheus": {"enabled": True, "metricsService": True},
+        "operator": {"prometheus": {"metricsService": True}},
+        "hubble": {"metrics": {"enabled": ["dns"], "serviceAnnotations": {"a": "b"}}},
+    }
+    objs = render(helm, values, tmp_path)
+    assert not [o for o in objs if o["kind"] == "ServiceMonitor"]
+    assert find(objs, "Service", "cilium-agent")["spec"]["ports"][0]["port"] == 9962
+    assert find(objs, "Service", "cilium-operator")["spec"]["ports"][0]["port"] == 9963
+    assert find(objs, "Service", "hubble-metrics")["metadata"]["annotations"]["a"] == "b"

@@ -204,3 +204,22 @@ def test_host_apt_sources_name_the_suite() -> None:
     sources = ib.host_apt_sources()
     assert sources
     assert all(rc.DEBIAN_SUITE in text for _, text in sources)
+
+
+def test_unused_bases_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CILIUMCTL_CACHE_DIR", str(tmp_path))
+    base = tmp_path / "images" / "base"
+    base.mkdir(parents=True)
+    for key, age_days in (("old", ib.BASE_MAX_IDLE_DAYS + 1), ("new", 1)):
+        for suffix in (".tar", ".packages", ".log"):
+            (base / f"{key}{suffix}").write_text(key)
+        (base / f"{key}.oci").mkdir()
+        stamp = time.time() - age_days * 86400
+        os.utime(base / f"{key}.packages", (stamp, stamp))
+    ib._prune_bases()
+    assert sorted(p.name for p in base.iterdir()) == [
+        "new.log",
+        "new.oci",
+        "new.packages",
+        "new.tar",
+    ]

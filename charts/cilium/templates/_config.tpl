@@ -23,7 +23,10 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "labels" (toString $v.labels) -}}
 {{- end -}}
 {{- if $is118 -}}
-{{- $_ := set $d "identity-management-mode" "agent" -}}
+{{- if not (has $v.identityManagementMode (list "agent" "operator" "both")) -}}
+{{- fail (printf "identityManagementMode must be agent, operator or both, not %q" (toString $v.identityManagementMode)) -}}
+{{- end -}}
+{{- $_ := set $d "identity-management-mode" $v.identityManagementMode -}}
 {{- end -}}
 
 {{- /* Logging and health */ -}}
@@ -110,7 +113,8 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- /* Routing, encapsulation and masquerading */ -}}
 {{- $_ := set $d "routing-mode" $routing -}}
 {{- $_ := set $d "tunnel-protocol" ($v.tunnelProtocol | default "vxlan") -}}
-{{- $_ := set $d "tunnel-source-port-range" "0-0" -}}
+{{- $_ := set $d "tunnel-source-port-range" (toString $v.tunnelSourcePortRange) -}}
+{{- with $v.tunnelPort -}}{{- $_ := set $d "tunnel-port" (toString (int .)) -}}{{- end -}}
 {{- $masq4 := true -}}
 {{- if not (kindIs "invalid" $v.enableIPv4Masquerade) -}}
 {{- $masq4 = $v.enableIPv4Masquerade -}}
@@ -203,7 +207,10 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "enable-auto-protect-node-port-range" "true" -}}
 {{- $_ := set $d "enable-svc-source-range-check" (toString $v.svcSourceRangeCheck) -}}
 {{- $_ := set $d "enable-internal-traffic-policy" (toString $v.enableInternalTrafficPolicy) -}}
-{{- $_ := set $d "service-no-backend-response" "reject" -}}
+{{- if not (has $v.serviceNoBackendResponse (list "reject" "drop")) -}}
+{{- fail (printf "serviceNoBackendResponse must be reject or drop, not %q" (toString $v.serviceNoBackendResponse)) -}}
+{{- end -}}
+{{- $_ := set $d "service-no-backend-response" $v.serviceNoBackendResponse -}}
 {{- $_ := set $d "enable-lb-ipam" (toString $v.enableLBIPAM) -}}
 {{- $_ := set $d "default-lb-service-ipam" (toString $v.defaultLBServiceIPAM) -}}
 {{- if $v.egressGateway.enabled -}}
@@ -284,7 +291,7 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "synchronize-k8s-nodes" (toString $v.synchronizeK8sNodes) -}}
 {{- $_ := set $d "enable-source-ip-verification" (toString $v.daemon.enableSourceIPVerification) -}}
 {{- $_ := set $d "enable-node-selector-labels" (toString $v.nodeSelectorLabels) -}}
-{{- $_ := set $d "enable-endpoint-lockdown-on-policy-overflow" (toString $v.enableEndpointLockdownOnPolicyOverflow) -}}
+{{- $_ := set $d "enable-endpoint-lockdown-on-policy-overflow" (toString $v.endpointLockdownOnMapOverflow) -}}
 {{- $_ := set $d "policy-cidr-match-mode" (join " " ($v.policyCIDRMatchMode | default list)) -}}
 {{- $_ := set $d "agent-not-ready-taint-key" (toString $v.agentNotReadyTaintKey) -}}
 
@@ -402,6 +409,8 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "hubble-export-denylist" (join " " $export.denyList) -}}
 {{- end -}}
 {{- end -}}
+
+{{- include "cilium.config.options" (list . $d) -}}
 
 {{- /* extraConfig last: the user's word wins */ -}}
 {{- range $key, $value := $v.extraConfig -}}

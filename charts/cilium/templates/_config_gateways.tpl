@@ -46,11 +46,12 @@ and the ingress controller. Arguments: (list $ <config dict>); the keys are set 
 {{- $_ := set $d "ingress-lb-annotation-prefixes" (join " " $ing.ingressLBAnnotationPrefixes) -}}
 {{- $_ := set $d "ingress-default-lb-mode" $ing.loadbalancerMode -}}
 {{- $_ := set $d "ingress-shared-lb-service-name" $ing.service.name -}}
-{{- $_ := set $d "ingress-default-request-timeout" (toString $ing.defaultRequestTimeout) -}}
+{{- with $ing.defaultRequestTimeout -}}
+{{- $_ := set $d "ingress-default-request-timeout" (include "cilium.duration" (list "ingressController.defaultRequestTimeout" .)) -}}
+{{- end -}}
 {{- $_ := set $d "ingress-hostnetwork-enabled" (toString $ing.hostNetwork.enabled) -}}
 {{- $_ := set $d "ingress-hostnetwork-shared-listener-port" (toString $ing.hostNetwork.sharedListenerPort) -}}
 {{- $_ := set $d "ingress-hostnetwork-nodelabelselector" (include "cilium.labelSelectorString" $ing.hostNetwork.nodes.matchLabels) -}}
-{{- $_ := set $d "ingress-default-xff-num-trusted-hops" (toString $ing.defaultXffNumTrustedHops) -}}
 {{- with $ing.defaultSecretNamespace -}}{{- $_ := set $d "ingress-default-secret-namespace" . -}}{{- end -}}
 {{- with $ing.defaultSecretName -}}{{- $_ := set $d "ingress-default-secret-name" . -}}{{- end -}}
 {{- end -}}

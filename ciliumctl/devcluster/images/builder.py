@@ -36,12 +36,16 @@ from ciliumctl.errors import CiliumctlError, ToolMissingError, UsageError
 SOURCE_DATE_EPOCH = 1704067200
 CREATED = "2024-01-01T00:00:00Z"
 
-#: The Python of Debian bookworm, which the project's wheel and dependencies target.
+#: The Python of Debian bookworm (glibc 2.36), which the wheel and dependencies target.
 IMAGE_PYTHON = ("3.11", "cp311", "manylinux_2_36_x86_64")
+#: Every wheel platform tag glibc 2.36 on x86_64 runs (pip does not expand --platform).
+IMAGE_PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+)
 SITE_PACKAGES = "/usr/lib/python3/dist-packages"
-#: Older manylinux tags the image's glibc (2.36) also runs (wheels such as pydantic-core's
-#: ship only these).
-OLDER_MANYLINUX = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 #: Paths dpkg leaves out of every Debian base (documentation, manuals, translations).
 _DPKG_EXCLUDES = (
@@ -99,6 +103,7 @@ def images_dir() -> Path:
 #: Layouts kept per image name (the newest ones): variants (e.g. with and without a CA)
 #: are all cache hits, old builds do not pile up.
 KEEP_LAYOUTS = 3
+LAYOUT_MAX_IDLE_S = 86400
 
 
 def layout_dir(name: str, key: str | None = None) -> Path:
@@ -109,8 +114,9 @@ def layout_dir(name: str, key: str | None = None) -> Path:
 
 @contextlib.contextmanager
 def _lock(what: str) -> Iterator[None]:
-    images_dir().mkdir(parents=True, exist_ok=True)
-    with open(images_dir() / f"{what}.lock", "w") as fh:
+    locks = images_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{what}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -185,6 +191,7 @@ def _base_tar(
     """The Debian base of ``recipe`` as a tarball, built once per key."""
     out = images_dir() / "base" / f"{key}.tar"
     if out.is_file():
+        os.utime(out.with_suffix(".packages"))  # in use: kept by _prune_bases
         return out
     mmdebstrap = _tool("mmdebstrap", "mmdebstrap")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +230,24 @@ def _base_tar(
                 )
             os.replace(work / "packages.txt", out.with_suffix(".packages"))
             os.replace(work / "base.tar", out)
+    _prune_bases()
     return out
+
+
+#: Debian bases unused for this long are removed when another base is built.
+BASE_MAX_IDLE_DAYS = 7
+
+
+def _prune_bases() -> None:
+    """Remove the cached bases (tarball, package list, packed layout, log) of package lists
+    no recipe has used for :data:`BASE_MAX_IDLE_DAYS`."""
+    cutoff = time.time() - BASE_MAX_IDLE_DAYS * 86400
+    for packages in (images_dir() / "base").glob("*.packages"):
+        if packages.stat().st_mtime >= cutoff:
+            continue
+        for suffix in (".tar", ".log", ".packages"):
+            packages.with_suffix(suffix).unlink(missing_ok=True)
+        shutil.rmtree(packages.with_suffix(".oci"), ignore_errors=True)
 
 
 def _log_tail(text: str, lines: int = 20) -> str:
@@ -424,12 +448,11 @@ def pinned_dependencies(deps: tuple[str, ...] | None) -> dict[str, str]:
 def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root: Path) -> None:
     """pip-install the wheel and the pinned dependencies into the staging tree ``root``."""
     target = root / SITE_PACKAGES.lstrip("/")
-    version, abi, platform = IMAGE_PYTHON
+    version, abi, _ = IMAGE_PYTHON
     args = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile"]
     args += ["--disable-pip-version-check", "--no-warn-script-location", "--only-binary=:all:"]
     args += ["--python-version", version, "--implementation", "cp", "--abi", abi]
-    # pip does not widen an explicit manylinux tag to older compatible ones: list them.
-    for tag in (platform, *OLDER_MANYLINUX):
+    for tag in IMAGE_PLATFORMS:
         args += ["--platform", tag]
     args += ["--target", str(target), str(wheel)]
     args += [f"{n}=={v}" for n, v in pins.items()]
@@ -588,7 +611,13 @@ def _resolve(
         pins = pinned_dependencies(recipe.python.deps)
         python = (wheel, pins)
         python_key = rc.sha256(
-            rc.canonical({"wheel": rc.file_sha256(wheel), "pins": pins, "py": IMAGE_PYTHON})
+            rc.canonical(
+                {
+                    "wheel": rc.file_sha256(wheel),
+                    "pins": pins,
+                    "py": [*IMAGE_PYTHON, *IMAGE_PLATFORMS],
+                }
+            )
         )
     if sources is None:
         sources = host_apt_sources() if recipe.packages is not None else ()
@@ -699,10 +728,14 @@ def _cached(recipe: rc.Recipe, key: str) -> BuiltImage | None:
 
 
 def _prune(name: str) -> None:
+    """Remove layouts beyond the newest :data:`KEEP_LAYOUTS` that nothing used for a day
+    (several checkouts on one machine share the cache; their variants stay)."""
     layouts = [p for p in layout_dir(name).iterdir() if p.is_dir() and not p.name.startswith(".")]
     layouts.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    cutoff = time.time() - LAYOUT_MAX_IDLE_S
     for old in layouts[KEEP_LAYOUTS:]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _base_layout(umoci: str, base: Path, key: str, progress: Progress) -> Path:
