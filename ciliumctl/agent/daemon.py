@@ -562,7 +562,11 @@ class Agent:
         try:
             version = str(self.client.server_version().get("gitVersion") or "")
         except Exception as exc:
-            return {"state": "Warning", "msg": f"version unknown: {exc}"}
+            return {
+                "state": "Warning",
+                "msg": f"API server unreachable ({exc}); the datapath keeps its current state",
+                "k8s-api-versions": sorted(self.informers),
+            }
         return {"state": "Ok", "msg": version, "k8s-api-versions": sorted(self.informers)}
 
     def status(self) -> dict[str, Any]:

@@ -50,10 +50,13 @@ def open_datapath(config: AgentConfig) -> Datapath:
     from ciliumctl.datapath import Datapath as KernelDatapath
 
     routing = config.get("routing-mode")
-    datapath: Datapath = KernelDatapath(
+    kernel = KernelDatapath(
         config.get("bpf-pin-root") or f"{config.get('bpf-root')}/tc/globals",
         routing="native" if routing == "native" else "tunnel",
     )
+    if routing != "native":
+        kernel.setup_tunnel()  # cilium_vxlan, before any endpoint program needs its ifindex
+    datapath: Datapath = kernel
     return datapath
 
 

@@ -3,8 +3,7 @@ identities, CiliumEndpoints, policy regeneration, rejected policies, build-confi
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,11 @@ from ciliumctl.dbg.client import AgentClient
 from ciliumctl.k8s import Client
 from ciliumctl.nodeconfig import plan
 from ciliumctl.operator.ipam import ClusterPool, reconcile
+from tests.integration.agent.helpers import wait_for
 from tests.unit.agent.fakes import RecordingDatapath
 
 NODE = "kwok-node-0"
 NS = "ag-e2e"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pod(name: str, **labels: str) -> dict[str, Any]:

@@ -10,8 +10,7 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from ciliumctl.k8s import Client
 from ciliumctl.operator.ipam import ClusterPool, reconcile
 from tests.datapath.conftest import Namespaces, _require_root
 from tests.datapath.traffic import Server, probe
+from tests.integration.agent.helpers import HeldConnection, wait_for
 
 pytestmark = pytest.mark.datapath
 ONLY_80 = {
@@ -44,16 +44,6 @@ ONLY_80 = {
     },
 }
 NODE = "kwok-node-1"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -226,38 +216,29 @@ def test_deny_beats_allow_and_a_restart_keeps_a_connection(node: dict[str, Any])
     ep = node["running"]["agent"].endpoints.by_pod(node["ns"], "server")
     wait_for("the deny rule", lambda: ep.result and any(e.deny for e in ep.result.policy.entries))
     servers = [Server(pods["server"], "tcp", 80), Server(pods["server"], "tcp", 81)]
-    hold = subprocess.Popen(
-        ["ip", "netns", "exec", pods["client"], sys.executable,
-         os.path.join(os.path.dirname(__file__), "..", "..", "datapath", "netprobe.py"),
-         "hold", ips["server"], "80"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    netprobe = os.path.join(os.path.dirname(__file__), "..", "..", "datapath", "netprobe.py")
+    in_client = ["ip", "netns", "exec", pods["client"], sys.executable, netprobe]
+    hold: HeldConnection | None = None
     try:
         # the cluster entity allows 80 and 81; the deny rule wins on 81
         assert probe(pods["client"], "tcp", ips["server"], "80", "ok80") == (0, "ok ok80")
         assert probe(pods["client"], "tcp", ips["server"], "81", "denied")[0] != 0
-        assert hold.stdin is not None and hold.stdout is not None
-        assert hold.stdout.readline().strip() == "connected"
-
-        def roundtrip(msg: str) -> str:
-            assert hold.stdin is not None and hold.stdout is not None
-            hold.stdin.write(msg + "\n")
-            hold.stdin.flush()
-            return hold.stdout.readline().strip()
-
-        assert roundtrip("before") == "ok before"
+        # the echo server serves one connection at a time: hold one after the probes
+        hold = HeldConnection([*in_client, "hold", ips["server"], "80"])
+        assert hold.connected
+        assert hold.echo("before") == "ok before"
         before = {e.id: (e.identity, e.ipv4) for e in node["running"]["agent"].endpoints.list()}
         node["stop"]()  # the agent goes away; the datapath keeps forwarding
-        assert roundtrip("agent-down") == "ok agent-down"
+        assert hold.echo("agent-down") == "ok agent-down"
         again = node["start"]()
         after = {e.id: (e.identity, e.ipv4) for e in again.endpoints.list()}
         assert after == before
         assert all(e.state == "ready" for e in again.endpoints.list())
-        assert roundtrip("agent-back") == "ok agent-back"
+        assert hold.echo("agent-back") == "ok agent-back"
         assert probe(pods["client"], "tcp", ips["server"], "81", "still-denied")[0] != 0
     finally:
-        hold.kill()
-        hold.wait(5)
+        if hold is not None:
+            hold.close()
         for srv in servers:
             srv.stop()
     for name, pod_ns in pods.items():
