@@ -55,6 +55,8 @@ cilium sysdump --quick --output-filename demo-sysdump
 python -c "import zipfile; z = zipfile.ZipFile('demo-sysdump.zip'); \
 print(z.read(next(n for n in z.namelist() if n.endswith('index.md'))).decode())"
 
+"$(dirname "$0")/demo-realnodes.sh"
+
 cat <<'NEXT'
 
 Next commands to try:

@@ -112,6 +112,7 @@ def kube_proxy(api_server: str, real_label: str) -> list[Obj]:
                             {
                                 "name": "kube-proxy",
                                 "image": KUBE_PROXY_IMAGE,
+                                "imagePullPolicy": "Always",
                                 "command": [
                                     "/usr/local/bin/kube-proxy",
                                     "--config=/var/lib/kube-proxy/config.conf",
@@ -224,6 +225,7 @@ def cluster_dns(cluster_ip: str, upstream: str, real_label: str) -> list[Obj]:
                             {
                                 "name": "coredns",
                                 "image": CLUSTER_DNS_IMAGE,
+                                "imagePullPolicy": "Always",
                                 "args": ["-conf", "/etc/coredns/Corefile"],
                                 "ports": [
                                     {"name": "dns", "containerPort": 53, "protocol": "UDP"},

@@ -193,7 +193,7 @@ def ensure(
         addr, cluster.state_dir / "world", cluster.log_dir, state.get("world", {})
     )
     cluster._save_state(state)
-    have_images = _publish_images(registry, progress)
+    _publish_images(registry, progress)
     realnodes.record_sysctls(addr.key)
     runner = _runner(cluster, state, registry)
     recorded = {n["name"]: realnodes.node_from_dict(n) for n in state.get("real_nodes", [])}
@@ -201,14 +201,10 @@ def ensure(
     for node in nodes:
         runner.ensure(node, labels(), progress)
         _save_nodes(cluster, nodes)
-    if not have_images:
-        _bootstrap_sandbox(nodes)
     cidrs = _wait_registered(cluster, nodes, progress, timeout)
-    workloads = []
-    if have_images:
-        workloads = _apply_addons(
-            cluster, runner.server, kube_proxy=kube_proxy or cni == "bridge", progress=progress
-        )
+    workloads = _apply_addons(
+        cluster, runner.server, kube_proxy=kube_proxy or cni == "bridge", progress=progress
+    )
     if cni == "bridge":
         progress("installing the bridge CNI")
         _install_bridge(nodes, cidrs)
@@ -233,34 +229,20 @@ def _save_nodes(cluster: DevCluster, nodes: list[realnodes.RealNode]) -> None:
 CLUSTER_IMAGES = ("pause", "kube-proxy", "cluster-dns", "client", "echo", "dns-test")
 
 
-def _publish_images(registry: Component, progress: Progress) -> bool:
+def _publish_images(registry: Component, progress: Progress) -> None:
     """Build (cached by content) and push the cluster's images to its registry, under their
-    own and their upstream names; False while the image builder is not available."""
-    try:
-        from ciliumctl.devcluster import images
-    except ImportError:
-        return False
+    own and their upstream names (which the nodes' mirrors resolve)."""
+    from ciliumctl.devcluster import images
+
     host = f"127.0.0.1:{registry.port}"
     ca = {images.WORLD_CA: world.ca_cert()}
     for name in CLUSTER_IMAGES:
-        if name not in images.names():
-            continue
         recipe = images.get(name)
         progress(f"image {name}: build (cached) and push")
         built = images.build(
             name, args=ca if recipe.ca_arg == images.WORLD_CA else None, progress=progress
         )
         images.push(built, host)
-    return True
-
-
-def _bootstrap_sandbox(nodes: list[realnodes.RealNode]) -> None:
-    """Without the image builder: import a minimal pause image into each node."""
-    from ciliumctl.devcluster import bootstrap_pause
-
-    archive = bootstrap_pause.archive(realnodes.SANDBOX_IMAGE)
-    for node in nodes:
-        bootstrap_pause.import_into(node.containerd_socket, archive)
 
 
 def _apply_addons(

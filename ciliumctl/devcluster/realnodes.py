@@ -97,6 +97,10 @@ class RealNode:
     holder_pid: int = 0
     containerd_pid: int = 0
     kubelet_pid: int = 0
+    #: the registry containerd and the API server kubelet were started with (a control
+    #: plane restarted on other ports restarts them)
+    registry: str = ""
+    server: str = ""
 
     @property
     def netns_path(self) -> str:
@@ -561,6 +565,7 @@ class NodeRunner:
         conf = Path(node.dir) / "containerd.toml"
         conf.write_text(containerd_config(self.registry, self.sandbox_image))
         node.containerd_socket.unlink(missing_ok=True)
+        node.registry = self.registry
         node.containerd_pid = self._in_node(
             node,
             [str(shutil.which("containerd")), "--config", str(conf)],
@@ -604,6 +609,7 @@ class NodeRunner:
             )
         )
         del client
+        node.server = self.server
         node.kubelet_pid = self._in_node(
             node,
             [
@@ -670,12 +676,13 @@ class NodeRunner:
             network.add_node(self.addr, node.name, node.index)
             self.start_holder(node)
             started.append("holder")
-        if not self.containerd_healthy(node):
+        if not self.containerd_healthy(node) or node.registry != self.registry:
             stop_pid(node.containerd_pid, "containerd")
             progress(f"{node.name}: starting containerd")
             self.start_containerd(node)
             started.append("containerd")
-        if not pid_alive(node.kubelet_pid, "kubelet"):
+        if not pid_alive(node.kubelet_pid, "kubelet") or node.server != self.server:
+            stop_pid(node.kubelet_pid, "kubelet")
             progress(f"{node.name}: starting kubelet")
             self.start_kubelet(node, labels)
             started.append("kubelet")

@@ -81,6 +81,8 @@ def workload(real_cluster: DevCluster, real_client: Client) -> dict[str, Any]:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        "nodeSelector": {realnodes.REAL_LABEL: "true"},
+                        "terminationGracePeriodSeconds": 1,
                         "topologySpreadConstraints": [
                             {
                                 "maxSkew": 1,
