@@ -291,3 +291,24 @@ def test_strict_flow_validation_fails_closed_when_the_monitor_breaks() -> None:
     warn, _ = run(cluster, tests=["^no-policies$"], flow_validation="warning")
     (test,) = warn.runs[0].tests
     assert not test.failed and test.outcomes[0].flow_warnings
+
+
+def test_node_selector_reaches_every_workload_placed_by_it() -> None:
+    from ciliumctl.connectivity import deploy
+
+    sel = {"dev-cluster.ciliumctl.io/real": "true"}
+    objs = deploy.manifests("cilium-test-1", Params(node_selector=sel))
+    placed = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"].get("nodeSelector")
+        for o in objs
+        if o["kind"] in ("Deployment", "DaemonSet")
+    }
+    # echo-same-node follows `client` by pod affinity, as in cilium-cli
+    assert placed == {
+        "echo-same-node": None,
+        "client": sel,
+        "client2": sel,
+        "client3": sel,
+        "echo-other-node": sel,
+        "host-netns": sel,
+    }
