@@ -296,7 +296,13 @@ def _decode_lxc(k: bytes, v: bytes) -> dict[str, Any]:
     }
 
 
+def _decode_policy_outer(k: bytes, v: bytes) -> dict[str, Any]:
+    """An endpoint's slot of cilium_policy_v2: the kernel id of its policy map."""
+    return {"endpoint_id": struct.unpack("<I", k)[0], "policy_map_id": struct.unpack("<I", v)[0]}
+
+
 DECODERS: dict[str, Any] = {
+    POLICY_OUTER: _decode_policy_outer,
     IPCACHE: _decode_ipcache,
     CT4: _decode_ct(CT4_KEY, 4),
     CT6: _decode_ct(CT6_KEY, 6),

@@ -6,6 +6,7 @@ through the maps, exactly as the agent changes them at run time.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,11 +199,11 @@ def test_port_ranges(env: Env) -> None:
     }
     assert got == {7999: SHOT, 8000: OK, 8050: OK, 8099: OK, 8100: SHOT}
     assert env.recv(Frame(A4, POD4, proto=UDP, dport=65535))[0] == OK
-    assert [
-        row["port_end"]
-        for row in env.dp.dump_map("cilium_policy_00010")
-        if row.get("protocol") == TCP
-    ]
+    rows = env.dp.dump_map("cilium_policy_00010")
+    tcp = sorted((r["port"], r["port_end"]) for r in rows if r.get("protocol") == TCP)
+    assert tcp[0][0] == 8000 and tcp[-1][1] == 8099  # prefix blocks covering the range
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(tcp))
+    assert [r["endpoint_id"] for r in env.dp.dump_map(maps.POLICY_OUTER)] == [EP.id]
 
 
 def test_icmp_by_type_v4_and_v6(env: Env) -> None:
