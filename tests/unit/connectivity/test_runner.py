@@ -312,3 +312,47 @@ def test_node_selector_reaches_every_workload_placed_by_it() -> None:
         "echo-other-node": sel,
         "host-netns": sel,
     }
+
+
+def test_agent_check_evaluators() -> None:
+    import json
+
+    from ciliumctl.connectivity import model as m
+
+    agent = m.Peer("kube-system/cilium-0", "agent", node="n0", pod="kube-system/cilium-0")
+
+    def outcome(check: str, stdout: str, code: int = 0) -> str:
+        action = m.Action(
+            "t",
+            check,
+            "n0",
+            agent,
+            m.Peer("", "none"),
+            m.Family.ANY,
+            ("x",),
+            m.Expectation(),
+            check=check,
+        )
+        return runner._check_output(check, m.ActionOutcome(action, code, stdout), Params())
+
+    drops = [
+        {"name": "cilium_drop_count_total", "labels": {"reason": "Policy denied"}, "value": 4},
+        {"name": "cilium_drop_count_total", "labels": {"reason": "Invalid packet"}, "value": 2},
+        {"name": "cilium_forward_count_total", "labels": {}, "value": 9},
+    ]
+    assert (
+        outcome("no-unexpected-packet-drops", json.dumps(drops))
+        == "unexpected packet drops: Invalid packet: 2"
+    )
+    assert outcome("no-unexpected-packet-drops", json.dumps(drops[:1])) == ""
+    assert outcome("no-unexpected-packet-drops", "", 1).startswith("x exited 1")
+    health = {
+        "nodes": [
+            {"name": "n1", "host": {"primary-address": {"icmp": {"status": "timeout"}, "http": {}}}}
+        ]
+    }
+    assert "icmp: timeout" in outcome("cilium-health", json.dumps(health))
+    assert outcome("no-errors-in-logs", 'level=info msg="ok"\nlevel=error msg="boom"\n').startswith(
+        "1 error lines"
+    )
+    assert outcome("no-errors-in-logs", "level=info\n") == ""
