@@ -151,7 +151,9 @@ def _probe(port: int, path: str) -> Obj:
     }
 
 
-def _daemonset(namespace: str, name: str, image: str, non_cilium: bool) -> Obj:
+def _daemonset(
+    namespace: str, name: str, image: str, non_cilium: bool, node_selector: dict[str, str]
+) -> Obj:
     selector = {"name": name, "kind": HOST_NETNS}
     spec: Obj = {
         "containers": [
@@ -165,6 +167,10 @@ def _daemonset(namespace: str, name: str, image: str, non_cilium: bool) -> Obj:
         "hostNetwork": True,
         "terminationGracePeriodSeconds": 1,
     }
+    if node_selector and not non_cilium:
+        # --node-selector keeps every test pod on the chosen nodes (the host-netns pods too,
+        # so host-to-pod does not start on nodes the run does not use)
+        spec["nodeSelector"] = dict(node_selector)
     if non_cilium:
         spec["tolerations"] = [{"operator": "Exists"}]
         spec["nodeSelector"] = {NO_SCHEDULE_LABEL: "true"}
@@ -273,9 +279,9 @@ def manifests(namespace: str, params: Params, *, non_cilium_nodes: bool = False)
                 dns_image=params.dns_test_server_image,
             )
         )
-        objs.append(_daemonset(namespace, HOST_NETNS, params.curl_image, False))
+        objs.append(_daemonset(namespace, HOST_NETNS, params.curl_image, False, sel))
     if non_cilium_nodes:
-        objs.append(_daemonset(namespace, HOST_NETNS_NON_CILIUM, params.curl_image, True))
+        objs.append(_daemonset(namespace, HOST_NETNS_NON_CILIUM, params.curl_image, True, {}))
     return objs
 
 

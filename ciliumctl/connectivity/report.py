@@ -59,7 +59,9 @@ def _explain(t: TestResult) -> list[str]:
             policies = ", ".join(o.policies) if o.policies else "none"
             lines.append(f"      policies selecting the endpoints: {policies}")
             src = o.action.src.node or "?"
-            dst = o.action.dst.node or "outside the cluster"
+            dst = o.action.dst.node or (
+                "its backends" if o.action.dst.kind == "service" else "outside the cluster"
+            )
             lines.append(f"      nodes:    source on {src}, destination on {dst}")
     return lines
 

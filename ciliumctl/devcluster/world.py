@@ -57,7 +57,11 @@ def corefile() -> str:
         for name in network.WORLD_NAMES
         for ip in (*network.WORLD_IPV4, *network.WORLD_IPV6)
     )
+    # bound to each world address: a wildcard UDP socket would answer from the world's eth0
+    # address, which resolvers drop as a reply from the wrong server
+    binds = " ".join((*network.WORLD_IPV4, *network.WORLD_IPV6))
     return f""". {{
+    bind {binds}
     errors
     hosts {{
 {hosts}

@@ -117,9 +117,7 @@ def test_selection_exclusion_and_a_failing_path_explained(
             "connectivity",
             "test",
             "--test",
-            "^no-policies$",
-            "--test",
-            "no-policies/pod-to-service",
+            "^no-policies$/pod-to-service",
             "--request-timeout",
             "3s",
         )
@@ -136,6 +134,8 @@ def test_selection_exclusion_and_a_failing_path_explained(
     assert "❌ 1/1 tests failed" in out
     assert "expected: success (exit 0)" in out
     assert "-> cilium-test-1/echo-other-node (echo-other-node.cilium-test-1:8080)" in out
+    assert "nodes:    source on real-node-" in out
+    assert "destination on its backends" in out
 
 
 def test_cleanup_removes_the_namespace(

@@ -25,3 +25,11 @@ def test_ready_on_all_addresses(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr
     finally:
         proc.stop()
+
+
+def test_world_dns_binds_its_own_addresses() -> None:
+    """A wildcard UDP socket would answer from the world's eth0 address (dropped by resolvers)."""
+    from ciliumctl.devcluster import dns, network, world
+
+    (block,) = dns.parse_corefile(world.corefile())
+    assert sorted(block.bind) == sorted((*network.WORLD_IPV4, *network.WORLD_IPV6))

@@ -291,3 +291,68 @@ def test_strict_flow_validation_fails_closed_when_the_monitor_breaks() -> None:
     warn, _ = run(cluster, tests=["^no-policies$"], flow_validation="warning")
     (test,) = warn.runs[0].tests
     assert not test.failed and test.outcomes[0].flow_warnings
+
+
+def test_node_selector_reaches_every_workload_placed_by_it() -> None:
+    from ciliumctl.connectivity import deploy
+
+    sel = {"dev-cluster.ciliumctl.io/real": "true"}
+    objs = deploy.manifests("cilium-test-1", Params(node_selector=sel))
+    placed = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"].get("nodeSelector")
+        for o in objs
+        if o["kind"] in ("Deployment", "DaemonSet")
+    }
+    # echo-same-node follows `client` by pod affinity, as in cilium-cli
+    assert placed == {
+        "echo-same-node": None,
+        "client": sel,
+        "client2": sel,
+        "client3": sel,
+        "echo-other-node": sel,
+        "host-netns": sel,
+    }
+
+
+def test_agent_check_evaluators() -> None:
+    import json
+
+    from ciliumctl.connectivity import model as m
+
+    agent = m.Peer("kube-system/cilium-0", "agent", node="n0", pod="kube-system/cilium-0")
+
+    def outcome(check: str, stdout: str, code: int = 0) -> str:
+        action = m.Action(
+            "t",
+            check,
+            "n0",
+            agent,
+            m.Peer("", "none"),
+            m.Family.ANY,
+            ("x",),
+            m.Expectation(),
+            check=check,
+        )
+        return runner._check_output(check, m.ActionOutcome(action, code, stdout), Params())
+
+    drops = [
+        {"name": "cilium_drop_count_total", "labels": {"reason": "Policy denied"}, "value": 4},
+        {"name": "cilium_drop_count_total", "labels": {"reason": "Invalid packet"}, "value": 2},
+        {"name": "cilium_forward_count_total", "labels": {}, "value": 9},
+    ]
+    assert (
+        outcome("no-unexpected-packet-drops", json.dumps(drops))
+        == "unexpected packet drops: Invalid packet: 2"
+    )
+    assert outcome("no-unexpected-packet-drops", json.dumps(drops[:1])) == ""
+    assert outcome("no-unexpected-packet-drops", "", 1).startswith("x exited 1")
+    health = {
+        "nodes": [
+            {"name": "n1", "host": {"primary-address": {"icmp": {"status": "timeout"}, "http": {}}}}
+        ]
+    }
+    assert "icmp: timeout" in outcome("cilium-health", json.dumps(health))
+    assert outcome("no-errors-in-logs", 'level=info msg="ok"\nlevel=error msg="boom"\n').startswith(
+        "1 error lines"
+    )
+    assert outcome("no-errors-in-logs", "level=info\n") == ""
