@@ -57,7 +57,10 @@ def corefile() -> str:
         for name in network.WORLD_NAMES
         for ip in (*network.WORLD_IPV4, *network.WORLD_IPV6)
     )
+    # bound per address: a wildcard UDP socket would answer from the link's address
+    bind = " ".join((*network.WORLD_IPV4, *network.WORLD_IPV6))
     return f""". {{
+    bind {bind}
     errors
     hosts {{
 {hosts}
