@@ -80,6 +80,7 @@ bench: venv binaries
 	$(BIN)/python bench/nodeconfig.py
 	$(BIN)/python bench/sysdump.py
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/realnodes.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
