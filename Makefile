@@ -80,6 +80,8 @@ bench: venv binaries
 	$(BIN)/python bench/nodeconfig.py
 	$(BIN)/python bench/sysdump.py
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/images.py
+	$(BIN)/python bench/validate_cnp.py
 	$(BIN)/python bench/realnodes.py
 
 clean:

@@ -5,8 +5,9 @@
  *   cil_to_container    tc egress: packets delivered to the pod (its ingress policy, reverse
  *                       NAT of service replies).
  *
- * Endpoint constants (-D): EP_ID, EP_IDENTITY, ENABLE_TUNNEL (0/1), VXLAN_IFINDEX,
- * TRACE_ALL (0/1: trace every packet instead of new flows only), PIN_ROOT.
+ * Endpoint constants (-D): EP_ID, EP_IDENTITY, VXLAN_IFINDEX (load-time constants, see
+ * LOAD_CONST), ENABLE_TUNNEL (0/1), TRACE_ALL (0/1: trace every packet instead of new flows
+ * only), PIN_ROOT, EVENTS_FD.
  */
 #include "lib/common.h"
 
@@ -26,128 +27,8 @@
 #define TRACE_ALL 0
 #endif
 
-#define IP4_CSUM_OFF (ETH_HLEN + 10)
-#define IP4_SRC_OFF (ETH_HLEN + 12)
-#define IP4_DST_OFF (ETH_HLEN + 16)
-
-enum ct_status { CT_NEW, CT_ESTABLISHED, CT_REPLY };
-
-struct ct_result {
-	enum ct_status status;
-	u16 rev_nat_index;
-	u32 src_identity;
-};
-
-static __always_inline u64 now_sec(void)
-{
-	return bpf_ktime_get_ns() / 1000000000ULL;
-}
-
-static __always_inline void ct_refresh(struct ct_entry *e, struct pkt *p, u32 len, int reply)
-{
-	u64 lifetime = CT_LIFETIME_NONTCP;
-	if (p->proto == IPPROTO_TCP) {
-		if (p->tcp_flags & (TCP_FIN | TCP_RST))
-			e->flags |= CT_F_CLOSING;
-		if (e->flags & CT_F_CLOSING)
-			lifetime = CT_CLOSE_TIMEOUT;
-		else if (!(e->flags & CT_F_SEEN_REPLY) && !reply)
-			lifetime = CT_SYN_TIMEOUT;
-		else
-			lifetime = CT_LIFETIME_TCP;
-	}
-	if (reply)
-		e->flags |= CT_F_SEEN_REPLY;
-	e->expires = now_sec() + lifetime;
-	__sync_fetch_and_add(&e->packets, 1);
-	__sync_fetch_and_add(&e->bytes, len);
-}
-
-static __always_inline void ct4_fill(struct ct4_key *k, struct pkt *p, u8 dir, int reverse)
-{
-	if (reverse) {
-		__builtin_memcpy(&k->saddr, p->daddr, 4);
-		__builtin_memcpy(&k->daddr, p->saddr, 4);
-		k->sport = p->dport;
-		k->dport = p->sport;
-	} else {
-		__builtin_memcpy(&k->saddr, p->saddr, 4);
-		__builtin_memcpy(&k->daddr, p->daddr, 4);
-		k->sport = p->sport;
-		k->dport = p->dport;
-	}
-	k->proto = p->proto;
-	k->dir = dir;
-}
-
-static __always_inline void ct6_fill(struct ct6_key *k, struct pkt *p, u8 dir, int reverse)
-{
-	if (reverse) {
-		__builtin_memcpy(k->saddr, p->daddr, 16);
-		__builtin_memcpy(k->daddr, p->saddr, 16);
-		k->sport = p->dport;
-		k->dport = p->sport;
-	} else {
-		__builtin_memcpy(k->saddr, p->saddr, 16);
-		__builtin_memcpy(k->daddr, p->daddr, 16);
-		k->sport = p->sport;
-		k->dport = p->dport;
-	}
-	k->proto = p->proto;
-	k->dir = dir;
-}
-
-static __always_inline struct ct_entry *ct_find(struct pkt *p, u8 dir, int reverse)
-{
-	if (p->family == 4) {
-		struct ct4_key k = {};
-		ct4_fill(&k, p, dir, reverse);
-		return cilium_ct4_global.lookup(&k);
-	}
-	struct ct6_key k = {};
-	ct6_fill(&k, p, dir, reverse);
-	return cilium_ct6_global.lookup(&k);
-}
-
-/* Established in this direction, a reply to a flow of the other direction, or new. */
-static __always_inline void ct_lookup(struct pkt *p, u8 dir, u32 len, struct ct_result *r)
-{
-	struct ct_entry *e = ct_find(p, dir, 0);
-	if (e) {
-		ct_refresh(e, p, len, 0);
-		r->status = CT_ESTABLISHED;
-		r->rev_nat_index = e->rev_nat_index;
-		return;
-	}
-	e = ct_find(p, dir == DIR_EGRESS ? DIR_INGRESS : DIR_EGRESS, 1);
-	if (e) {
-		ct_refresh(e, p, len, 1);
-		r->status = CT_REPLY;
-		r->rev_nat_index = e->rev_nat_index;
-		return;
-	}
-	r->status = CT_NEW;
-}
-
-static __always_inline int ct_create(struct pkt *p, u8 dir, u32 len, u32 src_id, u16 rev_nat,
-				     u32 backend_id)
-{
-	struct ct_entry e = {};
-	e.src_identity = src_id;
-	e.rev_nat_index = rev_nat;
-	e.backend_id = backend_id;
-	ct_refresh(&e, p, len, 0);
-	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN))
-		e.flags |= CT_F_SYN;
-	if (p->family == 4) {
-		struct ct4_key k = {};
-		ct4_fill(&k, p, dir, 0);
-		return cilium_ct4_global.update(&k, &e);
-	}
-	struct ct6_key k = {};
-	ct6_fill(&k, p, dir, 0);
-	return cilium_ct6_global.update(&k, &e);
-}
+#include "lib/conntrack.h"
+#include "lib/lb.h"
 
 /* Policy lookup in Cilium's order (L3+L4, L4 only, L3 only, wildcard); deny wins. Returns 0
  * (allowed) or a drop reason; *match receives the match type of the verdict. */
@@ -159,8 +40,11 @@ static __always_inline int policy_check(u32 remote_id, u8 dir, struct pkt *p, u3
 	if (!pmap)
 		return DROP_POLICY;
 
-	/* ICMPv6 neighbour discovery is never subject to policy. */
-	if (p->proto == IPPROTO_ICMPV6 && p->icmp_type >= 133 && p->icmp_type <= 137)
+	/* ICMPv6 neighbour discovery and multicast listener messages are never subject to
+	 * policy. */
+	if (p->proto == IPPROTO_ICMPV6 &&
+	    ((p->icmp_type >= 133 && p->icmp_type <= 137) ||
+	     (p->icmp_type >= 130 && p->icmp_type <= 132) || p->icmp_type == 143))
 		return 0;
 
 	struct policy_key k = {};
@@ -221,91 +105,6 @@ static __always_inline int drop(struct __sk_buff *skb, struct pkt *p, u8 reason,
 	return TC_ACT_SHOT;
 }
 
-/* IPv4 address/port rewrite with checksum fixes; which = 0 destination, 1 source. */
-static __always_inline int nat4(struct __sk_buff *skb, struct pkt *p, __be32 addr, __be16 port,
-				int source)
-{
-	__be32 old_addr;
-	__be16 old_port;
-	u32 addr_off = source ? IP4_SRC_OFF : IP4_DST_OFF;
-	u32 port_off = p->l4_off + (source ? 0 : 2);
-	u32 csum_off;
-	u64 flags = BPF_F_PSEUDO_HDR;
-
-	__builtin_memcpy(&old_addr, source ? p->saddr : p->daddr, 4);
-	old_port = source ? p->sport : p->dport;
-	if (p->proto == IPPROTO_TCP) {
-		csum_off = p->l4_off + 16;
-	} else if (p->proto == IPPROTO_UDP) {
-		csum_off = p->l4_off + 6;
-		flags |= BPF_F_MARK_MANGLED_0;
-	} else {
-		return DROP_CT_UNKNOWN_PROTO;
-	}
-	if (bpf_l4_csum_replace(skb, csum_off, old_addr, addr, flags | 4) < 0 ||
-	    bpf_l4_csum_replace(skb, csum_off, old_port, port, (flags & ~BPF_F_PSEUDO_HDR) | 2) < 0 ||
-	    bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_addr, addr, 4) < 0 ||
-	    bpf_skb_store_bytes(skb, addr_off, &addr, 4, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, port_off, &port, 2, 0) < 0)
-		return DROP_WRITE_ERROR;
-	if (source) {
-		__builtin_memcpy(p->saddr, &addr, 4);
-		p->sport = port;
-	} else {
-		__builtin_memcpy(p->daddr, &addr, 4);
-		p->dport = port;
-	}
-	return 0;
-}
-
-/* Service translation in the client's egress: frontend -> backend kept per flow in CT.
- * Returns 0 (no service or translated), or a drop reason; *rev_nat gets the service's index. */
-static __always_inline int lb4_xlate(struct __sk_buff *skb, struct pkt *p, u16 *rev_nat)
-{
-	if (p->family != 4 || (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP))
-		return 0;
-	struct lb4_key k = {};
-	__builtin_memcpy(&k.address, p->daddr, 4);
-	k.dport = p->dport;
-	k.proto = p->proto;
-	struct lb4_service *svc = cilium_lb4_services.lookup(&k);
-	if (!svc)
-		return 0;
-	*rev_nat = svc->rev_nat_index;
-	if (svc->count == 0)
-		return DROP_NO_SERVICE;
-
-	u32 backend_id = 0;
-	struct ct4_key sk = {};
-	ct4_fill(&sk, p, CT_SERVICE, 0);
-	struct ct_entry *se = cilium_ct4_global.lookup(&sk);
-	struct lb4_backend *be = 0;
-	if (se) {
-		backend_id = se->backend_id;
-		be = cilium_lb4_backends.lookup(&backend_id);
-	}
-	if (!be) {
-		/* New flow, or its backend is gone: pick a slot. */
-		k.backend_slot = (bpf_get_prandom_u32() % svc->count) + 1;
-		struct lb4_service *slot = cilium_lb4_services.lookup(&k);
-		if (!slot)
-			return DROP_NO_SERVICE;
-		backend_id = slot->backend_id;
-		be = cilium_lb4_backends.lookup(&backend_id);
-		if (!be)
-			return DROP_NO_SERVICE;
-		struct ct_entry e = {};
-		e.backend_id = backend_id;
-		e.rev_nat_index = svc->rev_nat_index;
-		ct_refresh(&e, p, skb->len, 0);
-		if (cilium_ct4_global.update(&sk, &e) < 0)
-			return DROP_CT_CREATE_FAILED;
-	} else {
-		ct_refresh(se, p, skb->len, 0);
-	}
-	return nat4(skb, p, be->address, be->port, 0);
-}
-
 int cil_from_container(struct __sk_buff *skb)
 {
 	struct pkt p = {};
@@ -321,9 +120,12 @@ int cil_from_container(struct __sk_buff *skb)
 		return drop(skb, &p, ret, DIR_EGRESS, EP_IDENTITY, 0);
 
 	__be32 tunnel = 0;
-	u32 dst_id = ipcache_identity(p.family, p.daddr, &tunnel);
+	u32 dst_id = 0;
 	struct ct_result ct = {};
 	ct_lookup(&p, DIR_EGRESS, skb->len, &ct);
+	/* The ipcache is needed for a new flow's policy, and in tunnel mode for every packet. */
+	if (ENABLE_TUNNEL || ct.status == CT_NEW)
+		dst_id = ipcache_identity(p.family, p.daddr, &tunnel);
 	if (ct.status == CT_NEW) {
 		u8 match;
 		ret = policy_check(dst_id, DIR_EGRESS, &p, skb->len, &match);
@@ -365,18 +167,19 @@ int cil_to_container(struct __sk_buff *skb)
 	if (ret)
 		return drop(skb, &p, ret, DIR_INGRESS, 0, EP_IDENTITY);
 
-	u32 src_id;
+	u32 src_id = 0;
 	u32 mark = skb->mark;
 	if ((mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY) {
 		src_id = ((mark >> 16) & 0xffff) | ((mark & 0xff) << 16);
 		skb->mark = 0;
-	} else {
-		src_id = ipcache_identity(p.family, p.saddr, 0);
 	}
 
 	struct ct_result ct = {};
 	ct_lookup(&p, DIR_INGRESS, skb->len, &ct);
 	if (ct.status == CT_NEW) {
+		/* The source identity: from the tunnel key, else from the ipcache. */
+		if (!src_id)
+			src_id = ipcache_identity(p.family, p.saddr, 0);
 		u8 match;
 		ret = policy_check(src_id, DIR_INGRESS, &p, skb->len, &match);
 		emit(skb, &p, EVENT_POLICY_VERDICT, ret, DIR_INGRESS, match, ret ? 1 : 0, src_id,

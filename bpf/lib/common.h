@@ -20,6 +20,19 @@
 
 #define PIN(name) PIN_ROOT "/" name
 
+/* Load-time constants, as Cilium's endpoint templates do: a constant read through an
+ * inline-asm 64-bit immediate load cannot be folded by the compiler, so one compiled object
+ * serves every endpoint and user space patches the immediate (a magic number) per endpoint.
+ * The loader defines e.g. -DEP_ID='LOAD_CONST(0x7e1d0001)'; a plain number works as well. */
+#define __CONST_STR(x) #x
+#define CONST_STR(x) __CONST_STR(x)
+#define LOAD_CONST(v)                                                          \
+	({                                                                     \
+		u64 __c;                                                       \
+		asm volatile("%0 = " CONST_STR(v) " ll" : "=r"(__c));          \
+		(u32) __c;                                                     \
+	})
+
 /* Cilium's drop reasons (pkg/monitor/api/drop.go numbering). */
 #define DROP_INVALID 134
 #define DROP_POLICY 133
@@ -27,7 +40,6 @@
 #define DROP_WRITE_ERROR 141
 #define DROP_CT_CREATE_FAILED 155
 #define DROP_NO_SERVICE 158
-#define DROP_NO_TUNNEL_ENDPOINT 160
 #define DROP_POLICY_DENY 181
 
 /* Monitor event types and trace observation points, as Cilium numbers them. */
@@ -253,6 +265,8 @@ struct pkt {
 	u8 daddr[16];
 };
 
+#define IPV6_MAX_EXTHDRS 4
+
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
@@ -332,6 +346,28 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		__builtin_memcpy(p->saddr, &h[8], 16);
 		__builtin_memcpy(p->daddr, &h[24], 16);
 		p->l4_off = p->l3_off + 40;
+		/* Skip extension headers (hop-by-hop carries MLD, for one). */
+#pragma unroll
+		for (int i = 0; i < IPV6_MAX_EXTHDRS; i++) {
+			u8 x[2];
+			if (p->proto != IPPROTO_HOPOPTS && p->proto != IPPROTO_ROUTING &&
+			    p->proto != IPPROTO_DSTOPTS && p->proto != IPPROTO_FRAGMENT)
+				break;
+			if (bpf_skb_load_bytes(skb, p->l4_off, x, 2) < 0)
+				return DROP_INVALID;
+			if (p->proto == IPPROTO_FRAGMENT) {
+				u8 f[4];
+				if (bpf_skb_load_bytes(skb, p->l4_off, f, 4) < 0)
+					return DROP_INVALID;
+				/* Later fragments carry no L4 header. */
+				if ((f[2] << 5 | f[3] >> 3) != 0)
+					return DROP_INVALID;
+				p->l4_off += 8;
+			} else {
+				p->l4_off += (x[1] + 1) * 8;
+			}
+			p->proto = x[0];
+		}
 	} else {
 		return 1;
 	}

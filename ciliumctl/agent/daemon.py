@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import json
 import logging
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ciliumctl.agent import labels as lbl
@@ -30,9 +33,11 @@ from ciliumctl.agent.policy import (
     SelectorCache,
     policy_key,
     reserved_identities,
+    selects,
 )
 from ciliumctl.agent.services import ServiceManager
 from ciliumctl.datapath.model import Protocol, ReservedIdentity
+from ciliumctl.errors import CiliumctlError
 from ciliumctl.validators.labels import build_filter
 from ciliumctl.validators.policy_model import API_VERSION as CILIUM_API
 
@@ -139,6 +144,8 @@ class Agent:
         )
         self._remote_named_ports: dict[str, dict[str, tuple[tuple[Protocol, int], ...]]] = {}
         self._stop = threading.Event()
+        self.state_dir = Path(config.get("state-dir") or "/var/run/cilium") / "state"
+        self.restored: list[int] = []
 
     # ------------------------------------------------------------------ helpers
     def controller(self, name: str) -> Controller:
@@ -151,9 +158,9 @@ class Agent:
     def _regenerated(self, ep: Endpoint, seconds: float) -> None:
         self.metrics.regenerations.labels(outcome="success").inc()
         self.metrics.regeneration_time.labels(scope="total").observe(seconds)
-        self._update_gauges()
 
     def _publish(self, ep: Endpoint) -> None:
+        self._save(ep)
         if ep.ipv4:
             self.ipcache.upsert("endpoint", ep.ipv4, ep.identity or 0)
         if self.client is None:
@@ -186,22 +193,96 @@ class Agent:
         self.metrics.identity.labels(type="local").set(len(self.cidr_identities))
         self.metrics.identity.labels(type="reserved").set(len(ReservedIdentity) - 1)
 
+    # ------------------------------------------------------------------ restart
+    def _save(self, ep: Endpoint) -> None:
+        record = ep.state_record()
+        if record == ep.saved:
+            return
+        path = self.state_dir / str(ep.id) / "ep.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, path)
+            ep.saved = record
+        except OSError as exc:
+            self.controller("endpoint-state-save").fail(str(exc))
+
+    def restore_endpoints(self) -> list[Endpoint]:
+        """Endpoints a previous agent left (state files); their datapath state is kept.
+
+        Identities and policy are reconciled by :meth:`reconcile_restored` once the
+        watchers are in sync; addresses are re-reserved when the pool is known.
+        """
+        found: list[Endpoint] = []
+        if not self.state_dir.is_dir():
+            return found
+        for path in sorted(self.state_dir.glob("*/ep.json")):
+            try:
+                ep = Endpoint.from_record(json.loads(path.read_text()), self.node_name)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("state %s unreadable, skipped: %s", path, exc)
+                continue
+            self.endpoints.restore(ep)
+            found.append(ep)
+        self.restored = [ep.id for ep in found]
+        log.info("restored %d endpoint(s) from %s", len(found), self.state_dir)
+        return found
+
+    def reconcile_restored(self) -> None:
+        """After sync: restored endpoints whose pod is gone are removed, the others take
+        their addresses back and are regenerated with the current policy."""
+        for endpoint_id in self.restored:
+            ep = self.endpoints.get(endpoint_id)
+            if ep is None:
+                continue
+            pod = self.pods.get(f"{ep.namespace}/{ep.pod_name}")
+            if pod is None:
+                self.remove_endpoint(ep.id)
+                continue
+            if ep.ipv4:
+                try:
+                    self.ipam.allocate(f"{ep.namespace}/{ep.pod_name}/restored", ep.ipv4)
+                except CiliumctlError as exc:
+                    self.controller(f"restore-endpoint ({ep.id})").fail(str(exc))
+            self.endpoints.update_pod(pod, self.ns_labels(ep.namespace), force=True)
+        self.restored = []
+
+    def remove_state(self, endpoint_id: int) -> None:
+        """Forget an endpoint's state file."""
+        path = self.state_dir / str(endpoint_id)
+        for child in path.glob("*"):
+            child.unlink(missing_ok=True)
+        if path.is_dir():
+            path.rmdir()
+
     # ------------------------------------------------------------------ policy
     def policy_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
-        """A CNP/CCNP/KNP changed: re-parse, refresh CIDR identities, regenerate."""
+        """A CNP/CCNP/KNP changed: re-parse, refresh CIDR identities, regenerate the endpoints
+        it selects (or selected); every endpoint when the CIDR identities changed."""
+        key = policy_key(obj)
+        before = self.repository.get(key)
         if kind == "DELETED":
-            self.repository.delete(policy_key(obj))
+            self.repository.delete(key)
+            after = None
         else:
-            parsed = self.repository.upsert(obj)
-            outcome = "fail" if parsed.errors else "success"
+            after = self.repository.upsert(obj)
+            outcome = "fail" if after.errors else "success"
             self.metrics.policy_change.labels(outcome=outcome).inc()
-        self._sync_cidr_identities()
-        self.endpoints.regenerate_all("policy changed")
+        if self._sync_cidr_identities():
+            self.endpoints.regenerate_all("policy and CIDR identities changed")
+        else:
+            for ep in self.endpoints.list():
+                if selects(before, ep.security_labels) or selects(after, ep.security_labels):
+                    self.endpoints.regenerate(ep, "policy changed")
         self._update_gauges()
 
-    def _sync_cidr_identities(self) -> None:
+    def _sync_cidr_identities(self) -> bool:
+        """CIDR identities for the prefixes policies name; True when the set changed."""
         wanted = self.repository.cidr_prefixes()
+        changed = False
         for prefix in sorted(set(self.cidr_identities) - wanted):
+            changed = True
             number = self.cidr_identities.pop(prefix)
             self.cache.remove(number)
             self.ipcache.delete("cidr", prefix)
@@ -209,6 +290,7 @@ class Agent:
         for prefix in sorted(wanted - set(self.cidr_identities)):
             if ipaddress.ip_network(prefix).prefixlen == 0:
                 continue  # the world identities cover it
+            changed = True
             number = CIDR_IDENTITY_BASE + 1
             while number in used:
                 number += 1
@@ -216,6 +298,7 @@ class Agent:
             self.cidr_identities[prefix] = number
             self.cache.upsert(number, lbl.cidr_labels(prefix))
             self.ipcache.upsert("cidr", prefix, number)
+        return changed
 
     # ------------------------------------------------------------------ identities
     def identity_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
@@ -230,6 +313,7 @@ class Agent:
             self.allocator.observe(obj)
             self.cache.upsert(int(name), labels_of(obj))
         self.endpoints.regenerate_all("identities changed")
+        self._update_gauges()
 
     # ------------------------------------------------------------------ pods / namespaces
     def namespace_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
@@ -281,6 +365,7 @@ class Agent:
     def remove_endpoint(self, endpoint_id: int) -> Endpoint | None:
         """Delete an endpoint, its ipcache entry and its address."""
         ep = self.endpoints.remove(endpoint_id)
+        self.remove_state(endpoint_id)
         if ep is not None and ep.ipv4:
             self.ipcache.delete("endpoint", ep.ipv4)
             self.ipam.release(ep.ipv4)

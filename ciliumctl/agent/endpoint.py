@@ -69,6 +69,8 @@ class Endpoint:
     result: PolicyResult | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     pod_uid: str = ""
+    published: dict[str, Any] | None = None  # the CiliumEndpoint last written
+    saved: dict[str, Any] | None = None  # the state record last written
 
     def set_state(self, state: str, reason: str) -> None:
         """Record a state change (kept in the endpoint's status log, newest first)."""
@@ -76,6 +78,32 @@ class Endpoint:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.log.insert(0, {"code": "OK", "message": reason, "state": state, "timestamp": stamp})
         del self.log[20:]
+
+    def state_record(self) -> dict[str, Any]:
+        """What a restarted agent needs to take the endpoint over (its datapath state stays)."""
+        return {
+            "id": self.id,
+            "namespace": self.namespace,
+            "pod_name": self.pod_name,
+            "container_id": self.container_id,
+            "ifname": self.ifname,
+            "netns": self.netns,
+            "ipv4": self.ipv4,
+            "mac": self.mac,
+            "host_mac": self.host_mac,
+            "identity": self.identity,
+            "security_labels": self.security_labels,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], node: str) -> Endpoint:
+        """An endpoint restored from :meth:`state_record`."""
+        ep = cls(int(record["id"]), str(record["namespace"]), str(record["pod_name"]), node=node)
+        for key in ("container_id", "ifname", "netns", "ipv4", "mac", "host_mac", "identity"):
+            setattr(ep, key, record.get(key))
+        ep.security_labels = dict(record.get("security_labels") or {})
+        ep.set_state(WAITING_FOR_IDENTITY, "Endpoint restored from state")
+        return ep
 
     def spec(self) -> EndpointSpec:
         """What the datapath needs."""
@@ -297,12 +325,24 @@ class EndpointManager:
             for key, value in networking.items():
                 setattr(ep, key, value)
             self._set_pod(ep, pod, namespace_labels)
-            self.datapath.create_endpoint(ep.spec())
+            # The programs start with the computed policy: never an allow-all moment.
+            ep.result = self._compute(ep)
+            self.datapath.create_endpoint(ep.spec(), ep.result.policy)
         self.regenerate(ep, "endpoint created")
         return ep
 
-    def update_pod(self, pod: Mapping[str, Any], namespace_labels: Mapping[str, str]) -> bool:
-        """A pod's labels (or its namespace's) changed: re-resolve its identity."""
+    def _compute(self, ep: Endpoint) -> PolicyResult:
+        return self.repository.compute(
+            EndpointContext(ep.security_labels, ep.named_ports),
+            self.cache,
+            self.cluster_named_ports,
+        )
+
+    def update_pod(
+        self, pod: Mapping[str, Any], namespace_labels: Mapping[str, str], force: bool = False
+    ) -> bool:
+        """A pod's labels (or its namespace's) changed: re-resolve its identity
+        (``force`` regenerates even when the identity stayed, e.g. after a restore)."""
         meta = pod.get("metadata") or {}
         ep = self.by_pod(str(meta.get("namespace") or "default"), str(meta.get("name")))
         if ep is None:
@@ -310,8 +350,11 @@ class EndpointManager:
         before = (ep.identity, dict(ep.security_labels))
         with self._lock:
             self._set_pod(ep, pod, namespace_labels)
-        if (ep.identity, ep.security_labels) != before:
-            self.regenerate(ep, "labels changed")
+            if ep.identity != before[0] and ep.ifname:
+                # The identity is compiled into the endpoint's programs: reload them.
+                self.datapath.create_endpoint(ep.spec(), self._compute(ep).policy)
+        if force or (ep.identity, ep.security_labels) != before:
+            self.regenerate(ep, "labels changed" if not force else "restored")
         return True
 
     def _set_pod(
@@ -324,6 +367,13 @@ class EndpointManager:
         allocation = self.allocator.allocate(ep.security_labels)
         ep.identity = int(allocation.identity)
         self.cache.upsert(ep.identity, ep.security_labels)
+
+    def restore(self, ep: Endpoint) -> None:
+        """Take over an endpoint a previous agent created (its programs stay attached)."""
+        with self._lock:
+            if ep.id in self._endpoints:
+                raise EndpointError(f"endpoint id {ep.id} is in use", "restore before creating")
+            self._endpoints[ep.id] = ep
 
     def remove(self, endpoint_id: int) -> Endpoint | None:
         """Delete an endpoint (idempotent)."""
@@ -341,18 +391,17 @@ class EndpointManager:
         started = time.perf_counter()
         with self._lock:
             ep.set_state(REGENERATING, f"Regenerating endpoint: {reason}")
-            result = self.repository.compute(
-                EndpointContext(ep.security_labels, ep.named_ports),
-                self.cache,
-                self.cluster_named_ports,
-            )
+            result = self._compute(ep)
             changed = ep.result is None or ep.result.policy != result.policy
             if changed:
                 self.datapath.replace_policy(ep.id, result.policy)
             ep.result = result
             ep.set_state(READY, "Successfully regenerated endpoint program")
         self.on_regenerated(ep, time.perf_counter() - started)
-        self.publish(ep)
+        cep = ep.to_cep()
+        if cep != ep.published:
+            self.publish(ep)
+            ep.published = cep
         return changed
 
     def regenerate_all(self, reason: str) -> int:

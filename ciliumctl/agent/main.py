@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -17,10 +16,9 @@ from typing import Any
 from ciliumctl.agent.config import AgentConfig, parse_flags
 from ciliumctl.agent.daemon import Agent
 from ciliumctl.agent.datapath import Datapath
-from ciliumctl.errors import CiliumctlError, ConfigError
+from ciliumctl.errors import CiliumctlError
 
 log = logging.getLogger("cilium-agent")
-DATAPATH_MODULE = "ciliumctl.datapath.datapath"
 
 
 def cni_conflist() -> dict[str, Any]:
@@ -49,16 +47,12 @@ def write_cni_conf(path: str) -> None:
 
 def open_datapath(config: AgentConfig) -> Datapath:
     """The kernel datapath (:class:`ciliumctl.datapath.Datapath`) for this configuration."""
-    try:
-        module = importlib.import_module(DATAPATH_MODULE)
-    except ImportError as exc:
-        raise ConfigError(
-            f"this build has no eBPF datapath ({DATAPATH_MODULE} cannot be imported: {exc})",
-            "install a ciliumctl wheel that includes the datapath",
-        ) from exc
-    datapath: Datapath = module.Datapath(
+    from ciliumctl.datapath import Datapath as KernelDatapath
+
+    routing = config.get("routing-mode")
+    datapath: Datapath = KernelDatapath(
         config.get("bpf-pin-root") or f"{config.get('bpf-root')}/tc/globals",
-        routing=config.get("routing-mode"),
+        routing="native" if routing == "native" else "tunnel",
     )
     return datapath
 
@@ -68,6 +62,7 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
     from ciliumctl.agent.api import serve_api, serve_health
 
     agent = Agent(config, datapath, client, node)
+    agent.restore_endpoints()
     serve_api(agent, config.socket_path)
     serve_health(agent, int(config.get("agent-health-port")))
     port = config.metrics_port
@@ -78,6 +73,7 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
     threading.Thread(target=agent.maintenance, name="maintenance", daemon=True).start()
     if agent.wait_synced(timeout=60):
         log.info("all watchers in sync")
+        agent.reconcile_restored()
         if config.get("write-cni-conf-when-ready"):
             write_cni_conf(config.get("write-cni-conf-when-ready"))
     else:

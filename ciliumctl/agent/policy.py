@@ -174,6 +174,15 @@ class ParsedPolicy:
     cidrs: frozenset[str] = frozenset()
 
 
+def selects(parsed: ParsedPolicy | None, labels: lbl.LabelSet) -> bool:
+    """Whether a policy (or a rejected policy's targets) selects an endpoint's labels."""
+    if parsed is None:
+        return False
+    expanded = lbl.expand(labels)
+    subjects = parsed.targets if parsed.errors else tuple(r.subject for r in parsed.rules)
+    return any(s.matches(expanded) for s in subjects)
+
+
 @dataclass(frozen=True)
 class EndpointContext:
     """What policy computation needs to know about one endpoint."""
@@ -505,6 +514,8 @@ class PolicyRepository:
         self.allow_localhost = allow_localhost
         self._policies: dict[PolicyKey, ParsedPolicy] = {}
         self.revision = 1
+        self._sorted: list[ParsedPolicy] = []
+        self._sorted_at = 0
 
     def upsert(self, obj: dict[str, Any]) -> ParsedPolicy:
         """Add or replace a policy object; a rejected one is logged with the validators' text."""
@@ -523,8 +534,15 @@ class PolicyRepository:
         return True
 
     def policies(self) -> list[ParsedPolicy]:
-        """The policies, in key order."""
-        return [self._policies[k] for k in sorted(self._policies)]
+        """The policies, in key order (sorted once per revision)."""
+        if self._sorted_at != self.revision:
+            self._sorted = [self._policies[k] for k in sorted(self._policies)]
+            self._sorted_at = self.revision
+        return self._sorted
+
+    def get(self, key: PolicyKey) -> ParsedPolicy | None:
+        """One policy by key."""
+        return self._policies.get(key)
 
     def cidr_prefixes(self) -> frozenset[str]:
         """Every prefix a policy names (each needs a CIDR identity and an ipcache entry)."""

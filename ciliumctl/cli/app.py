@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -66,6 +67,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "preflight": ("preflight", "app", True),
     "reconcile": ("reconcile", "app", True),
     "connectivity": ("connectivity", "app", True),
+    "completion": ("completion", "app", True),
 }
 #: Global options that take a value (to find the sub-command name in argv).
 _VALUE_OPTIONS = {"--context", "-n", "--namespace", "--kubeconfig", "--helm-release-name"}
@@ -108,6 +110,12 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     requested = _requested(args)
+    if os.environ.get("_CILIUM_COMPLETE"):
+        # A completion script asks for candidates: every command, the shells' protocols.
+        from ciliumctl.cli.completion import enable_requests
+
+        enable_requests()
+        requested = None
     register([requested] if requested in COMMANDS else None)
     command = typer.main.get_command(app)
     try:

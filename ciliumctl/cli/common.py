@@ -38,6 +38,14 @@ ChartDirOpt = Annotated[
         "--chart-directory", help="Use this Helm chart directory instead of the bundled one."
     ),
 ]
+RepositoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--repository",
+        help="Helm repository (https://...) or OCI registry (oci://...) to install the chart "
+        "of --version from, instead of the bundled chart.",
+    ),
+]
 DryRunHelmValuesOpt = Annotated[
     bool,
     typer.Option(
@@ -108,11 +116,31 @@ def user_values(
     return parse(values or [], sets or [], set_strings or [], set_files or [])
 
 
-def target(chart_directory: Path | None) -> Target:
-    """The release, namespace and chart selected by the global flags."""
+def target(
+    chart_directory: Path | None, repository: str | None = None, version: str | None = None
+) -> Target:
+    """The release, namespace and chart selected by the global flags: --chart-directory, a
+    chart pulled from --repository (for --version), or the bundled chart."""
     from ciliumctl.install.install import Target
     from ciliumctl.versions import chart_dir
 
+    if chart_directory is not None and repository is not None:
+        raise UsageError(
+            "--chart-directory and --repository exclude each other", "pass only one of them"
+        )
+    if repository is not None:
+        import atexit
+        import shutil
+        import tempfile
+
+        from ciliumctl.install import install, releases
+
+        norm = ".".join(map(str, releases.parse(version))) if version else None
+        pulled = Path(tempfile.mkdtemp(prefix="ciliumctl-chart-"))
+        atexit.register(shutil.rmtree, pulled, True)
+        norm = norm or releases.default_version()
+        chart = install.fetch_chart(helm(), repository, norm, pulled)
+        return Target(SETTINGS.helm_release_name, SETTINGS.namespace, chart)
     chart = chart_directory or chart_dir()
     if not (chart / "Chart.yaml").is_file():
         raise UsageError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -74,3 +75,45 @@ def disable(
             progress=ProgressReporter(status),
         )
     console().print(f"[green]✓[/] Hubble disabled (revision {outcome.revision})")
+
+
+@app.command("port-forward")
+def port_forward(
+    local_port: Annotated[
+        int,
+        typer.Option(
+            "--port-forward",
+            "--local-port",
+            min=1,
+            max=65535,
+            help="Local port (on 127.0.0.1) to forward to Hubble Relay.",
+        ),
+    ] = 4245,
+) -> None:
+    """Forward a local port to Hubble Relay through the API server, until interrupted."""
+    import threading
+
+    from ciliumctl.k8s import portforward
+    from ciliumctl.status.hubble import relay_backend
+
+    client = SETTINGS.client()
+    namespace = SETTINGS.namespace
+    backend = relay_backend(client, namespace)
+    server = portforward.listen(local_port)
+    stop = threading.Event()
+    console().print(
+        f"Forwarding from {portforward.LOCAL_ADDRESS}:{local_port} -> "
+        f"pod {namespace}/{backend.pod} port {backend.port} (Service hubble-relay port "
+        f"{backend.service_port}); interrupt to stop",
+        markup=False,
+    )
+    sys.stdout.flush()
+
+    def report(message: str) -> None:
+        err_console().print(f"port-forward: {message}", markup=False)
+
+    try:
+        portforward.serve(client, server, namespace, backend.pod, backend.port, stop, report)
+    except KeyboardInterrupt:
+        stop.set()
+        console().print("port-forward stopped", markup=False)

@@ -42,6 +42,7 @@ def install(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for Cilium to be ready.")] = False,
     wait_duration: common.WaitDurationOpt = "5m0s",
     chart_directory: common.ChartDirOpt = None,
+    repository: common.RepositoryOpt = None,
     datapath_mode: Annotated[
         str | None,
         typer.Option("--datapath-mode", help="tunnel, native, aws-eni, gke, azure or aks-byocni."),
@@ -66,9 +67,8 @@ def install(
     seconds = common.parse_duration(wait_duration)
     check = common.image_check(verify_images, verify_key, trust_root, verify_insecure)
     user = common.user_values(values, set_, set_string, set_file)
-    target = common.target(chart_directory)
-    if version is not None:
-        releases.check_supported(version)
+    target = common.target(chart_directory, repository, version)
+    domain.precheck(user, target.chart, version)
     client = SETTINGS.client()
     with err_console().status("[cyan]installing") as status:
         outcome = domain.install(
@@ -145,6 +145,7 @@ def upgrade(
         bool, typer.Option("--rollback", help="Roll back to the previous Helm revision instead.")
     ] = False,
     chart_directory: common.ChartDirOpt = None,
+    repository: common.RepositoryOpt = None,
     verify_images: common.VerifyImagesOpt = False,
     verify_key: common.VerifyKeyOpt = None,
     trust_root: common.TrustRootOpt = None,
@@ -153,7 +154,6 @@ def upgrade(
     """Upgrade Cilium in a Kubernetes cluster using Helm."""
     from ciliumctl.errors import UsageError
     from ciliumctl.install import install as domain
-    from ciliumctl.install import releases
 
     if reset_values and reuse_values:
         raise UsageError(
@@ -163,9 +163,8 @@ def upgrade(
     check = common.image_check(verify_images, verify_key, trust_root, verify_insecure)
     seconds = common.parse_duration(wait_duration)
     user = common.user_values(values, set_, set_string, set_file)
-    target = common.target(chart_directory)
-    if version is not None:
-        releases.check_supported(version)
+    target = common.target(chart_directory, repository, version)
+    domain.precheck(user, target.chart, version)
     client = SETTINGS.client()
     helm = common.helm()
     with err_console().status("[cyan]upgrading") as status:
@@ -234,4 +233,4 @@ def uninstall(
         return
     for what, names in removed.items():
         for name in names:
-            console().print(f"[green]✓[/] deleted {what[:-1] if what != 'crds' else 'CRD'} {name}")
+            console().print(f"[green]✓[/] deleted {domain.REMOVED_KINDS[what]} {name}")

@@ -21,15 +21,60 @@ class OutputFormat(enum.StrEnum):
     YAML = "yaml"
 
 
+class TrimmedLines:
+    """A text stream that drops the spaces rich pads lines with, unless it is a terminal.
+
+    rich pads every table cell (and so every line) to the column or console width; in pipes
+    and CI logs that is only trailing whitespace. The stream is looked up on every write
+    (``sys.stdout`` / ``sys.stderr`` may be replaced, e.g. by test runners); spaces at the
+    end of a write are held back until the rest of their line shows whether they trail.
+    """
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.pending = ""
+
+    @property
+    def raw(self) -> Any:
+        """The stream written to now."""
+        return getattr(sys, self.stream)
+
+    def write(self, text: str) -> int:
+        raw = self.raw
+        if raw.isatty():
+            raw.write(self.pending + text)
+            self.pending = ""
+            return len(text)
+        lines = (self.pending + text).split("\n")
+        last = lines.pop()
+        kept = last.rstrip(" ")
+        self.pending = last[len(kept) :]
+        raw.write("".join(line.rstrip(" ") + "\n" for line in lines) + kept)
+        return len(text)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.raw.isatty())
+
+    def fileno(self) -> int:
+        return int(self.raw.fileno())
+
+    @property
+    def encoding(self) -> str:
+        return str(getattr(self.raw, "encoding", None) or "utf-8")
+
+
 @cache
 def console() -> Console:
     """Console for results (stdout); rich honours NO_COLOR and non-TTY output."""
     from rich.console import Console
 
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, file=TrimmedLines("stdout"))  # type: ignore[arg-type]
     if not out.is_terminal and "COLUMNS" not in os.environ:
         # Pipes and CI logs: do not wrap tables at rich's 80-column default.
-        out = Console(highlight=False, soft_wrap=True, width=200)
+        out = Console(highlight=False, soft_wrap=True, width=200, file=TrimmedLines("stdout"))  # type: ignore[arg-type]
     return out
 
 
@@ -38,7 +83,7 @@ def err_console() -> Console:
     """Console for progress and errors (stderr)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, file=TrimmedLines("stderr"))  # type: ignore[arg-type]
 
 
 def emit(data: Any, fmt: OutputFormat) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import os
 import sys
@@ -23,7 +22,6 @@ from ciliumctl.dbg.client import AgentAPIError, AgentClient, AgentUnreachableErr
 
 CNI_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
-NETLINK_MODULE = "ciliumctl.datapath.netlink"
 
 # CNI error codes (spec section "Error"); 100+ are this plugin's own.
 E_INCOMPATIBLE_VERSION = 1
@@ -54,6 +52,8 @@ class CNIError(Exception):
 
 class Plumber(Protocol):
     """The netlink operations CNI needs (``ciliumctl.datapath.netlink`` provides them)."""
+
+    GATEWAY4: str  # the pods' next hop (a link-local address the host veth answers)
 
     def plumb_endpoint(
         self, host_ifname: str, pod_netns: str, ipv4: str | None = None
@@ -175,7 +175,7 @@ def cmd_add(inv: Invocation, client: AgentClient, net: Plumber) -> dict[str, Any
     owner = f"{ns}/{pod}/{inv.container_id[:12]}"
     ipam = _agent_call(client, "POST", f"/v1/ipam?owner={owner}")
     ip = ipam["address"]["ipv4"]
-    gateway = (ipam.get("ipv4") or {}).get("gateway") or ""
+    gateway = net.GATEWAY4
     ifname = host_ifname(inv.container_id)
     created_link = False
     try:
@@ -266,11 +266,9 @@ def cmd_status(client: AgentClient) -> None:
 
 
 def _netlink() -> Plumber:
-    try:
-        module: Plumber = importlib.import_module(NETLINK_MODULE)
-    except ImportError as exc:
-        raise CNIError(E_NOT_AVAILABLE, "this build has no netlink layer", str(exc)) from exc
-    return module
+    from ciliumctl.datapath import netlink
+
+    return netlink
 
 
 def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = None) -> int:

@@ -285,6 +285,18 @@ def _ref(obj: Obj) -> str:
     return f"{obj['kind'].lower()} {where}{meta['name']}"
 
 
+def _creating(obj: Obj) -> str:
+    """cilium-cli's words for creating ``obj`` (ServiceAccounts go unmentioned)."""
+    name, kind = obj["metadata"]["name"], obj["kind"]
+    return {
+        "Namespace": f"Creating namespace {name} for connectivity check",
+        "Service": f"Deploying {name} service",
+        "ConfigMap": "Deploying DNS test server configmap",
+        "Deployment": f"Deploying {name} deployment",
+        "DaemonSet": f"Deploying {name} daemonset",
+    }.get(kind, "")
+
+
 @dataclass
 class DeployReport:
     """What deployment did, for the bench and the log."""
@@ -325,7 +337,9 @@ def deploy(
             ):
                 report.kept.append(_ref(obj))
                 continue
-            log(f"✨ [{context}] Deploying {_ref(obj)}...")
+            message = _creating(obj)
+            if message:
+                log(f"✨ [{context}] {message}...")
             client.create(obj)
             report.created.append(_ref(obj))
     report.seconds_deploy = time.monotonic() - start

@@ -46,40 +46,38 @@ def parse_event(line: str, *, node: str, agent: str, when: float = 0.0) -> m.Dro
     summary = data.get("summary") or {}
     l3 = summary.get("l3") or {}
     l4 = summary.get("l4") or {}
-    port = _int(l4.get("dst"))
+    src, dst, port = str(l3.get("src") or ""), str(l3.get("dst") or ""), _int(l4.get("dst"))
+    if not l3 and (data.get("src") or data.get("dst")):  # "ip:port" fields (the project's agent)
+        src, _ = _split_hostport(str(data.get("src") or ""))
+        dst, port = _split_hostport(str(data.get("dst") or ""))
+    direction = str(data.get("direction") or "").lower()
     if kind == "drop":
-        direction = data.get("direction") or ("ingress" if _int(data.get("dstID")) else "egress")
-        return m.DropEvent(
-            "drop",
-            str(data.get("reason") or "unknown"),
-            node,
-            agent,
-            str(l3.get("src") or ""),
-            str(l3.get("dst") or ""),
-            port,
-            str(direction),
-            when,
-        )
+        if direction not in ("ingress", "egress"):
+            direction = "ingress" if _int(data.get("dstID")) else "egress"
+        reason = str(data.get("reason") or "unknown")
+        return m.DropEvent("drop", reason, node, agent, src, dst, port, direction, when)
     if kind == "policy-verdict":
         verdict = str(data.get("action") or data.get("verdict") or "").lower()
         if verdict not in ("deny", "denied", "drop"):
             return None
         ingress = data.get("ingress")
-        direction = data.get("direction") or (
-            "ingress" if ingress is True else "egress" if ingress is False else ""
-        )
-        return m.DropEvent(
-            "policy-verdict",
-            "deny",
-            node,
-            agent,
-            str(l3.get("src") or ""),
-            str(l3.get("dst") or ""),
-            port,
-            str(direction),
-            when,
-        )
+        if direction not in ("ingress", "egress"):
+            direction = "ingress" if ingress is True else "egress" if ingress is False else ""
+        return m.DropEvent("policy-verdict", "deny", node, agent, src, dst, port, direction, when)
     return None
+
+
+def _split_hostport(text: str) -> tuple[str, int]:
+    """``10.0.0.1:80``, ``[fd00::1]:80`` or ``fd00::1:80`` -> (address, port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, _int(rest.lstrip(":"))
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 0
+    if _is_ip(text):  # a bare IPv6 address without a port
+        return text, 0
+    return host, _int(port)
 
 
 def _int(value: Any) -> int:

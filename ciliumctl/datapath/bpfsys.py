@@ -27,8 +27,11 @@ MAP_DELETE_ELEM = 3
 MAP_GET_NEXT_KEY = 4
 OBJ_PIN = 6
 OBJ_GET = 7
+PROG_LOAD = 5
 PROG_TEST_RUN = 10
+PROG_SCHED_CLS = 3
 OBJ_GET_INFO_BY_FD = 15
+MAP_UPDATE_BATCH = 26
 
 # Map types.
 HASH = 1
@@ -207,6 +210,27 @@ class Map:
         vbuf = ctypes.create_string_buffer(value, len(value))
         self._elem(MAP_UPDATE_ELEM, key, vbuf, flags)
 
+    def update_batch(self, keys: list[bytes], values: list[bytes], flags: int = ANY) -> None:
+        """Insert many entries in one BPF_MAP_UPDATE_BATCH (one update each where unsupported)."""
+        if not keys:
+            return
+        kraw, vraw = b"".join(keys), b"".join(values)
+        kbuf = ctypes.create_string_buffer(kraw, len(kraw))
+        vbuf = ctypes.create_string_buffer(vraw, len(vraw))
+        attr = _attr(64)
+        struct.pack_into(
+            "<QQQQIIQQ", attr, 0, 0, 0, _addr(kbuf), _addr(vbuf), len(keys), self.fd, flags, 0
+        )
+        try:
+            _bpf(MAP_UPDATE_BATCH, attr)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, 524):
+                raise
+            done = struct.unpack_from("<I", attr, 32)[0]
+        for k, v in zip(keys[done:], values[done:], strict=True):
+            self.update(k, v, flags)
+
     def delete(self, key: bytes) -> bool:
         try:
             self._elem(MAP_DELETE_ELEM, key, None)
@@ -254,6 +278,26 @@ def map_info(fd: int) -> MapInfo:
     mtype, mid, ksize, vsize, maxe, flags = struct.unpack_from("<IIIIII", buf, 0)
     name = buf.raw[24:40].split(b"\0", 1)[0].decode()
     return MapInfo(mtype, mid, ksize, vsize, maxe, flags, name)
+
+
+def prog_load(insns: bytes, name: str, prog_type: int = PROG_SCHED_CLS) -> int:
+    """BPF_PROG_LOAD of raw instructions (GPL); returns the program fd."""
+    attr = _attr(128)
+    ibuf = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(b"GPL")
+    log = ctypes.create_string_buffer(1 << 20)
+    struct.pack_into("<IIQQ", attr, 0, prog_type, len(insns) // 8, _addr(ibuf), _addr(lic))
+    struct.pack_into("16s", attr, 48, name.encode()[:15])
+    try:
+        return _bpf(PROG_LOAD, attr)
+    except OSError:
+        pass
+    struct.pack_into("<IIQ", attr, 24, 1, len(log), _addr(log))  # again, with the verifier log
+    try:
+        return _bpf(PROG_LOAD, attr)
+    except OSError as exc:
+        text = log.value.decode(errors="replace")
+        raise DatapathError(f"loading program {name}: {exc.strerror}\n{text[-2000:]}") from exc
 
 
 @dataclass(frozen=True)

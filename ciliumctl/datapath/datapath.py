@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import struct
 import time
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ciliumctl.datapath import bpfsys, maps, netlink
 from ciliumctl.datapath.bpfsys import Map
 from ciliumctl.datapath.errors import DatapathError, PolicyTooLargeError
 from ciliumctl.datapath.events import EventReader
-from ciliumctl.datapath.loader import Program, compile_and_load
+from ciliumctl.datapath.loader import (
+    Program,
+    drop_templates,
+    load_from_template,
+)
 from ciliumctl.datapath.model import (
     EndpointPolicy,
     EndpointSpec,
+    Enforcement,
     IPCacheEntry,
     PolicyEntry,
     Protocol,
@@ -32,8 +37,7 @@ RoutingMode = Literal["tunnel", "native"]
 _ICMP = (Protocol.ICMP, Protocol.ICMPV6)
 
 
-@dataclass(frozen=True)
-class _Key:
+class _Key(NamedTuple):
     """One LPM key of a policy map: identity, direction, protocol, port prefix."""
 
     identity: int
@@ -75,30 +79,37 @@ def _port_blocks(lo: int, hi: int) -> list[tuple[int, int]]:
     return out
 
 
-def policy_keys(entry: PolicyEntry, where: str = "policy") -> list[_Key]:
+def policy_keys(entry: PolicyEntry) -> list[_Key]:
     """The LPM keys of one policy entry (a port range becomes prefix-aligned blocks)."""
-    if entry.identity < 0 or entry.identity >= maps.POLICY_CONFIG_ID:
-        raise DatapathError(f"{where}: identity {entry.identity} out of range")
-    proto = int(entry.protocol)
+    ident, proto, port = entry.identity, int(entry.protocol), entry.port
+    egress = int(entry.direction)
+    if not 0 <= ident < maps.POLICY_CONFIG_ID:
+        raise DatapathError(f"identity {ident} out of range")
     if proto == 0:
-        if entry.port or entry.port_end:
+        if port or entry.port_end:
             raise DatapathError(
-                f"{where}: a port ({entry.port}) needs a protocol", "set protocol TCP, UDP or SCTP"
+                f"a port ({port}) needs a protocol", "set protocol TCP, UDP or SCTP"
             )
-        return [_Key(entry.identity, int(entry.direction), 0, 0, 0)]
-    end = entry.port_end or entry.port
-    limit = 255 if entry.protocol in _ICMP else 65535
-    if not 0 <= entry.port <= end <= limit:
+        return [_Key(ident, egress, 0, 0, 0)]
+    end = entry.port_end or port
+    limit = 255 if proto in _ICMP else 65535
+    if end == port and 0 < port <= limit:  # the common case: one port (or ICMP type)
+        return [_Key(ident, egress, proto, port, 16)]
+    if not 0 <= port <= end <= limit:
         raise DatapathError(
-            f"{where}: port range {entry.port}-{entry.port_end} is not within 0-{limit}",
+            f"port range {port}-{entry.port_end} is not within 0-{limit}",
             "use port <= port_end" + (" (ICMP types are 0-255)" if limit == 255 else ""),
         )
-    if entry.port == 0 and end == 0:
-        return [_Key(entry.identity, int(entry.direction), proto, 0, 0)]
-    return [
-        _Key(entry.identity, int(entry.direction), proto, start, bits)
-        for start, bits in _port_blocks(entry.port, end)
-    ]
+    if port == 0 and end == 0:
+        return [_Key(ident, egress, proto, 0, 0)]
+    return [_Key(ident, egress, proto, start, bits) for start, bits in _port_blocks(port, end)]
+
+
+def _policy_value(deny: bool, l4: bool) -> bytes:
+    return maps.POLICY_VALUE.pack(0, 0, 1 if deny else 0, maps.POLICY_FLAG_L4 if l4 else 0, 0, 0)
+
+
+_VALUES = {(d, l4): _policy_value(d, l4) for d in (False, True) for l4 in (False, True)}
 
 
 def compile_policy(policy: EndpointPolicy, where: str = "policy") -> dict[bytes, bytes]:
@@ -106,24 +117,35 @@ def compile_policy(policy: EndpointPolicy, where: str = "policy") -> dict[bytes,
     allow: dict[_Key, None] = {}
     deny: dict[_Key, None] = {}
     for i, entry in enumerate(policy.entries):
-        for key in policy_keys(entry, f"{where}: entry {i}"):
-            (deny if entry.deny else allow)[key] = None
+        try:
+            keys = policy_keys(entry)
+        except DatapathError as exc:
+            raise DatapathError(f"{where}: entry {i}: {exc.message}", exc.hint) from None
+        (deny if entry.deny else allow).update(dict.fromkeys(keys))
+    # Deny keys by (direction, identity): an allow key is only covered by those of its own
+    # identity or of the identity wildcard.
+    deny_by: dict[tuple[int, int], list[_Key]] = {}
+    for d in deny:
+        deny_by.setdefault((d.egress, d.identity), []).append(d)
     out: dict[bytes, bytes] = {}
-    for key in allow:
-        denied = key in deny or any(d.covers(key) for d in deny)
-        out[key.pack()] = _policy_value(denied, key.protocol != 0)
-    for key in deny:
-        out[key.pack()] = _policy_value(True, key.protocol != 0)
+    pack = maps.POLICY_KEY.pack
+    for group, always_deny in ((allow, False), (deny, True)):
+        for key in group:
+            denied = always_deny
+            if not denied and deny_by:
+                cands = deny_by.get((key.egress, key.identity), []) + deny_by.get(
+                    (key.egress, 0), []
+                )
+                denied = any(d.covers(key) for d in cands)
+            plen = 40 if key.protocol == 0 else 48 + key.port_bits
+            k = pack(plen, key.identity, key.egress, key.protocol, key.port.to_bytes(2, "big"))
+            out[k] = _VALUES[(denied, key.protocol != 0)]
     flags = (1 if policy.ingress_enforced else 0) | (2 if policy.egress_enforced else 0)
     cfg = maps.POLICY_KEY.pack(
         maps.POLICY_FULL_PREFIX, maps.POLICY_CONFIG_ID, maps.POLICY_CONFIG_DIR, 0, b"\0\0"
     )
     out[cfg] = maps.POLICY_VALUE.pack(0, 0, 0, flags, 0, 0)
     return out
-
-
-def _policy_value(deny: bool, l4: bool) -> bytes:
-    return maps.POLICY_VALUE.pack(0, 0, 1 if deny else 0, maps.POLICY_FLAG_L4 if l4 else 0, 0, 0)
 
 
 class Datapath:
@@ -176,6 +198,7 @@ class Datapath:
 
     def close(self) -> None:
         """Close this process's map fds; pinned maps and attached programs stay."""
+        drop_templates(self.pin_root)
         for m in self.maps.values():
             m.close()
         self.maps.clear()
@@ -196,7 +219,9 @@ class Datapath:
         if self.routing != "tunnel":
             raise DatapathError("setup_tunnel needs routing mode tunnel", "use routing='tunnel'")
         idx = netlink.create_vxlan(self.vxlan_ifname, self.netns)
-        prog = self._compile("bpf_overlay.c", ("cil_from_overlay",), {})
+        prog = load_from_template(
+            "bpf_overlay.c", ("cil_from_overlay",), self.pin_root, {}, {}, self.maps[maps.EVENTS].fd
+        )
         try:
             netlink.attach_bpf(
                 self.vxlan_ifname,
@@ -210,17 +235,37 @@ class Datapath:
         self._vxlan_ifindex = idx
         return idx
 
+    def attach_host_device(self, ifname: str) -> None:
+        """Serve NodePort frontends to clients outside the node on ``ifname`` (its external
+        device): DNAT at tc ingress, reverse NAT of the replies at tc egress."""
+        prog = load_from_template(
+            "bpf_host.c",
+            ("cil_from_netdev", "cil_to_netdev"),
+            self.pin_root,
+            {},
+            {},
+            self.maps[maps.EVENTS].fd,
+        )
+        try:
+            netlink.attach_bpf(
+                ifname, "ingress", prog.fds["cil_from_netdev"], "cil_from_netdev", self.netns
+            )
+            netlink.attach_bpf(
+                ifname, "egress", prog.fds["cil_to_netdev"], "cil_to_netdev", self.netns
+            )
+        finally:
+            prog.close()
+
     # --- endpoints ---------------------------------------------------------------------
 
-    def _compile(
-        self, source: str, functions: tuple[str, ...], defines: dict[str, str | int]
-    ) -> Program:
-        events = self.maps[maps.EVENTS]
-        base: dict[str, str | int] = {"PIN_ROOT": f'"{self.pin_root}"', "EVENTS_FD": events.fd}
-        return compile_and_load(source, functions, {**base, **defines})
-
-    def create_endpoint(self, spec: EndpointSpec, policy: EndpointPolicy | None = None) -> None:
-        """Register an endpoint, install its policy, compile and attach its programs."""
+    def create_endpoint(
+        self,
+        spec: EndpointSpec,
+        policy: EndpointPolicy | None = None,
+        programs: Program | None = None,
+    ) -> None:
+        """Register an endpoint, install its policy, compile and attach its programs
+        (``programs``: already loaded by :meth:`load_endpoint`)."""
         if not 0 < spec.id < 65536:
             raise DatapathError(f"endpoint id {spec.id} is not within 1-65535")
         self.replace_policy(spec.id, policy or EndpointPolicy())
@@ -238,32 +283,35 @@ class Datapath:
                     bytes.fromhex(host_mac.replace(":", "")),
                 )
                 self.maps[maps.LXC].update(maps.LXC_KEY.pack(raw, fam), value)
-        self.attach_endpoint(spec)
+        self.attach_endpoint(spec, programs)
 
     def load_endpoint(self, spec: EndpointSpec) -> Program:
         """Compile and load the endpoint's programs with its constants (not attached)."""
         tunnel = self.routing == "tunnel"
         if tunnel and not self._vxlan_ifindex:
-            self._vxlan_ifindex = netlink.ifindex(self.vxlan_ifname, self.netns)
-        return self._compile(
+            try:
+                self._vxlan_ifindex = netlink.ifindex(self.vxlan_ifname, self.netns)
+            except DatapathError:  # first endpoint of a fresh node: create the tunnel device
+                self.setup_tunnel()
+        # Node-wide settings are compiled in; the endpoint's own constants are patched into
+        # the compiled template (compiled once per process and node configuration).
+        return load_from_template(
             "bpf_lxc.c",
             ("cil_from_container", "cil_to_container"),
-            {
-                "EP_ID": spec.id,
-                "EP_IDENTITY": spec.identity,
-                "ENABLE_TUNNEL": 1 if tunnel else 0,
-                "VXLAN_IFINDEX": self._vxlan_ifindex,
-                "TRACE_ALL": 1 if self.trace_all else 0,
-            },
+            self.pin_root,
+            {"ENABLE_TUNNEL": 1 if tunnel else 0, "TRACE_ALL": 1 if self.trace_all else 0},
+            {"EP_ID": spec.id, "EP_IDENTITY": spec.identity}
+            | ({"VXLAN_IFINDEX": self._vxlan_ifindex} if tunnel else {}),
+            self.maps[maps.EVENTS].fd,
         )
 
-    def attach_endpoint(self, spec: EndpointSpec) -> None:
+    def attach_endpoint(self, spec: EndpointSpec, programs: Program | None = None) -> None:
         """(Re)compile the endpoint's programs and attach them to its host-side veth.
 
         tc ingress there carries what the pod sends (its egress policy), tc egress what is
         delivered to it (its ingress policy). Replacing the filters is atomic per direction.
         """
-        prog = self.load_endpoint(spec)
+        prog = programs or self.load_endpoint(spec)
         try:
             for direction, fn in (
                 ("ingress", "cil_from_container"),
@@ -271,7 +319,8 @@ class Datapath:
             ):
                 netlink.attach_bpf(spec.host_ifname, direction, prog.fds[fn], fn, self.netns)
         finally:
-            prog.close()
+            if programs is None:
+                prog.close()
 
     def detach_endpoint(self, spec: EndpointSpec) -> None:
         netlink.detach_bpf(spec.host_ifname, self.netns)
@@ -290,14 +339,27 @@ class Datapath:
 
     # --- policy ------------------------------------------------------------------------
 
-    def replace_policy(self, endpoint_id: int, policy: EndpointPolicy) -> int:
+    def replace_policy(
+        self,
+        endpoint_id: int,
+        policy: EndpointPolicy,
+        enforcement: Enforcement = Enforcement.DEFAULT,
+    ) -> int:
         """Replace an endpoint's whole policy atomically; returns the number of map entries.
+
+        ``enforcement`` is Cilium's ``enable-policy``: ``default`` takes the policy's own
+        ingress/egress enforcement, ``always`` enforces both directions (default deny),
+        ``never`` installs an allow-everything map (deny rules included: nothing enforced).
 
         A new map is filled, then one outer-map update swaps it in: a packet sees either the
         old or the new policy, never half of one. A policy that does not fit raises
         :class:`PolicyTooLargeError` before anything changes.
         """
         where = f"endpoint {endpoint_id} policy"
+        if enforcement == Enforcement.ALWAYS:
+            policy = EndpointPolicy(policy.entries, True, True)
+        elif enforcement == Enforcement.NEVER:
+            policy = EndpointPolicy()
         entries = compile_policy(policy, where)
         if len(entries) > self.policy_max_entries:
             raise PolicyTooLargeError(
@@ -315,8 +377,7 @@ class Datapath:
             spec.flags,
         )
         try:
-            for k, v in entries.items():
-                new.update(k, v)
+            new.update_batch(list(entries), list(entries.values()))
             self.maps[maps.POLICY_OUTER].update(struct.pack("<I", endpoint_id), new.fd)
             path = self._pin(f"cilium_policy_{endpoint_id:05d}")
             tmp = self._pin(f"tmp_cilium_policy_{endpoint_id:05d}")
@@ -330,18 +391,37 @@ class Datapath:
 
     # --- ipcache -----------------------------------------------------------------------
 
-    def upsert_ipcache(self, entry: IPCacheEntry) -> None:
+    @staticmethod
+    def _ipcache_item(entry: IPCacheEntry) -> tuple[bytes, bytes]:
         tunnel = b"\0\0\0\0"
         if entry.tunnel_endpoint:
-            ip = ipaddress.ip_address(entry.tunnel_endpoint)
-            if ip.version != 4:
-                raise DatapathError(f"ipcache {entry.prefix}: tunnel endpoint {ip} must be IPv4")
-            tunnel = ip.packed
+            try:
+                tunnel = socket.inet_pton(socket.AF_INET, entry.tunnel_endpoint)
+            except OSError:
+                raise DatapathError(
+                    f"ipcache {entry.prefix}: tunnel endpoint {entry.tunnel_endpoint!r} "
+                    "is not an IPv4 address",
+                    "the underlay (node addresses) is IPv4",
+                ) from None
         try:
             key = maps.ipcache_key(entry.prefix)
         except ValueError as exc:
             raise DatapathError(f"ipcache: prefix {entry.prefix!r} is not an IP prefix") from exc
-        self.maps[maps.IPCACHE].update(key, maps.IPCACHE_VALUE.pack(entry.identity, tunnel, 0))
+        if not 0 <= entry.identity < 1 << 32:
+            raise DatapathError(f"ipcache {entry.prefix}: identity {entry.identity} out of range")
+        return key, maps.IPCACHE_VALUE.pack(entry.identity, tunnel, 0)
+
+    def upsert_ipcache(self, entry: IPCacheEntry) -> None:
+        """Insert or update one prefix -> identity (and tunnel endpoint)."""
+        self.maps[maps.IPCACHE].update(*self._ipcache_item(entry))
+
+    def upsert_ipcache_many(self, entries: list[IPCacheEntry]) -> None:
+        """Insert many entries in batches (an agent's initial sync); all validated first."""
+        items = [self._ipcache_item(e) for e in entries]
+        m = self.maps[maps.IPCACHE]
+        for i in range(0, len(items), 8192):
+            chunk = items[i : i + 8192]
+            m.update_batch([k for k, _ in chunk], [v for _, v in chunk])
 
     def delete_ipcache(self, prefix: str) -> bool:
         return self.maps[maps.IPCACHE].delete(maps.ipcache_key(prefix))

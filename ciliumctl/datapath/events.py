@@ -33,7 +33,6 @@ class DropReason(enum.IntEnum):
     WRITE_ERROR = 141
     CT_MAP_INSERTION_FAILED = 155
     NO_SERVICE = 158
-    NO_TUNNEL_ENDPOINT = 160
     POLICY_DENY = 181
 
 
@@ -45,7 +44,6 @@ DROP_REASON_TEXT = {
     DropReason.WRITE_ERROR: "Failed to write or read to/from packet",
     DropReason.CT_MAP_INSERTION_FAILED: "CT: Map insertion failed",
     DropReason.NO_SERVICE: "Service backend not found",
-    DropReason.NO_TUNNEL_ENDPOINT: "No tunnel/encapsulation endpoint",
     DropReason.POLICY_DENY: "Policy denied by denylist",
 }
 

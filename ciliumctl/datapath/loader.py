@@ -10,6 +10,7 @@ diagnostics, which bcc writes to file descriptor 2, are captured and turned into
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -106,16 +107,218 @@ def verifier_error(
 
 @dataclass
 class Program:
-    """Loaded programs of one compiled object: name -> fd (valid while the object lives)."""
+    """Loaded programs: name -> fd. Either a bcc module owns the fds, or they are ours."""
 
     module: Any
     fds: dict[str, int]
 
     def close(self) -> None:
-        """Release bcc's module and its program fds (attached programs stay in the kernel)."""
+        """Release the program fds (attached programs stay in the kernel)."""
         if self.module is not None:
             self.module.cleanup()
             self.module = None
+        elif self.fds:
+            for fd in self.fds.values():
+                os.close(fd)
+        self.fds = {}
+
+
+@dataclass
+class _Template:
+    """One compiled object kept for the process: the instructions of each function, with the
+    map fds they refer to kept open here (by bcc's module, or by us when read from the disk
+    cache) so their numbers stay valid."""
+
+    module: Any
+    insns: dict[str, bytes]
+    fds: list[int]
+
+    def close(self) -> None:
+        if self.module is not None:
+            self.module.cleanup()
+        for fd in self.fds:
+            os.close(fd)
+
+
+_TEMPLATES: dict[tuple[str, str], _Template] = {}
+_MAGIC_BASE = 0x7E1D0000
+_LD_IMM64 = 0x18
+_PSEUDO_MAP_FD = 1
+#: bcc table name -> pinned map name, for the tables whose pin name differs.
+_PIN_NAMES = {
+    "cilium_lb4_services": "cilium_lb4_services_v2",
+    "cilium_lb4_backends": "cilium_lb4_backends_v3",
+}
+CACHE_VERSION = 1
+
+
+def object_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ciliumctl" / "bpf-objects"
+
+
+def _map_refs(insns: bytes) -> list[tuple[int, int]]:
+    """(offset, fd) of every map reference (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD)."""
+    out = []
+    for off in range(0, len(insns) - 15, 8):
+        if insns[off] == _LD_IMM64 and insns[off + 1] >> 4 == _PSEUDO_MAP_FD:
+            out.append((off, int.from_bytes(insns[off + 4 : off + 8], "little", signed=True)))
+    return out
+
+
+def _relocate(insns: bytes, fds: Mapping[int, int]) -> bytes:
+    buf = bytearray(insns)
+    for off, fd in _map_refs(insns):
+        buf[off + 4 : off + 8] = fds[fd].to_bytes(4, "little")
+    return bytes(buf)
+
+
+def _patch(insns: bytes, values: Mapping[int, int], found: set[int]) -> bytes:
+    """Replace the 64-bit immediate loads of each magic number by its value (``found``
+    collects the magic numbers seen)."""
+    buf = bytearray(insns)
+    for off in range(0, len(buf) - 15, 8):
+        if buf[off] != _LD_IMM64 or buf[off + 1] >> 4:  # src_reg != 0: a map reference
+            continue
+        lo = int.from_bytes(buf[off + 4 : off + 8], "little")
+        hi = int.from_bytes(buf[off + 12 : off + 16], "little")
+        if hi == 0 and lo in values:
+            buf[off + 4 : off + 8] = values[lo].to_bytes(4, "little")
+            found.add(lo)
+    return bytes(buf)
+
+
+def drop_templates(pin_root: str) -> None:
+    """Forget the compiled templates of a node (bpffs root) this process no longer serves."""
+    for key in [k for k in _TEMPLATES if k[0] == pin_root]:
+        _TEMPLATES.pop(key).close()
+
+
+def _cache_key(source: str, defines: Mapping[str, str | int], magic: Mapping[str, int]) -> str:
+    """Content hash of everything the object depends on except the bpffs root."""
+    import hashlib
+    import platform
+
+    text = inline_includes(bpf_source_dir(), source)
+    blob = json.dumps(
+        [
+            CACHE_VERSION,
+            text,
+            sorted((k, str(v)) for k, v in defines.items()),
+            sorted(magic.items()),
+            platform.release(),
+        ]
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _from_cache(path: Path, pin_root: str) -> _Template | None:
+    """A template from the disk cache, its map references pointed at ``pin_root``'s maps."""
+    from ciliumctl.datapath.bpfsys import Map
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    opened: dict[int, int] = {}
+    try:
+        for old, name in data["maps"].items():
+            opened[int(old)] = os.dup(Map.open_pinned(os.path.join(pin_root, name)).fd)
+        insns = {fn: _relocate(bytes.fromhex(h), opened) for fn, h in data["insns"].items()}
+    except (DatapathError, KeyError, ValueError):
+        for fd in opened.values():
+            os.close(fd)
+        return None
+    return _Template(None, insns, list(opened.values()))
+
+
+def _to_cache(path: Path, module: Any, insns: Mapping[str, bytes], events_fd: int) -> None:
+    """Record the object and which pinned map each fd in it is (skipped if one is unknown)."""
+    import ctypes
+
+    lib = import_bcc().lib
+    # libbcc's Python wrapper declares no prototypes for these two.
+    lib.bpf_num_tables.argtypes = [ctypes.c_void_p]
+    lib.bpf_num_tables.restype = ctypes.c_size_t
+    lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.bpf_table_name.restype = ctypes.c_char_p
+    names: dict[int, str] = {events_fd: "cilium_events"}
+    for i in range(lib.bpf_num_tables(module.module)):
+        table = lib.bpf_table_name(module.module, i).decode()
+        fd = lib.bpf_table_fd(module.module, table.encode())
+        names[fd] = _PIN_NAMES.get(table, table)
+    refs = {fd for code in insns.values() for _, fd in _map_refs(code)}
+    if not refs <= set(names) or any(names[fd] == "cilium_policy_inner" for fd in refs):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(
+        json.dumps(
+            {
+                "insns": {fn: c.hex() for fn, c in insns.items()},
+                "maps": {str(fd): names[fd] for fd in sorted(refs)},
+            }
+        )
+    )
+    os.replace(tmp, path)
+
+
+def load_from_template(
+    source: str,
+    functions: tuple[str, ...],
+    pin_root: str,
+    defines: Mapping[str, str | int],
+    constants: Mapping[str, int],
+    events_fd: int,
+) -> Program:
+    """Load ``functions`` with per-endpoint ``constants`` patched into a compiled template.
+
+    The template (``source`` with ``defines``, the constants as magic numbers) is compiled by
+    bcc once per machine: the instructions are cached on disk with the pinned map each fd
+    refers to, and relocated to the maps of ``pin_root`` when read back. Every endpoint then
+    costs one BPF_PROG_LOAD per function.
+    """
+    from ciliumctl.datapath.bpfsys import prog_load
+
+    magic = {name: _MAGIC_BASE + i + 1 for i, name in enumerate(sorted(constants))}
+    digest = _cache_key(source, defines, magic)
+    tmpl = _TEMPLATES.get((pin_root, digest))
+    if tmpl is None:
+        path = object_cache_dir() / f"{Path(source).stem}-{digest}.json"
+        tmpl = _from_cache(path, pin_root)
+        if tmpl is None:
+            dup = os.dup(events_fd)
+            full: dict[str, str | int] = {**defines, "PIN_ROOT": f'"{pin_root}"', "EVENTS_FD": dup}
+            full.update({name: f"LOAD_CONST({hex(m)})" for name, m in magic.items()})
+            try:
+                compiled = compile_and_load(source, functions, full)
+            except Exception:
+                os.close(dup)
+                raise
+            insns = {fn: bytes(compiled.module.dump_func(fn.encode())) for fn in functions}
+            tmpl = _Template(compiled.module, insns, [dup])
+            # A read-only cache directory only costs the next process a compile.
+            with contextlib.suppress(OSError):
+                _to_cache(path, compiled.module, insns, dup)
+        _TEMPLATES[(pin_root, digest)] = tmpl
+    values = {magic[name]: value & 0xFFFFFFFF for name, value in constants.items()}
+    fds: dict[str, int] = {}
+    found: set[int] = set()
+    patched = {fn: _patch(tmpl.insns[fn], values, found) for fn in functions}
+    if set(values) - found:
+        raise DatapathError(
+            f"constants {sorted(n for n, m in magic.items() if m not in found)} of bpf/{source} "
+            "are not in the compiled program",
+            "read every endpoint constant through LOAD_CONST in bpf/",
+        )
+    try:
+        for fn in functions:
+            fds[fn] = prog_load(patched[fn], fn)
+    except Exception:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return Program(None, fds)
 
 
 def compile_and_load(

@@ -170,8 +170,27 @@ def addr_str(family: int, raw: bytes) -> str:
 
 
 def ipcache_key(prefix: str) -> bytes:
-    net = ipaddress.ip_network(prefix, strict=False)
-    return IPCACHE_KEY.pack(32 + net.prefixlen, net.version, net.network_address.packed)
+    """The LPM key of ``a.b.c.d[/n]`` or ``x::y[/n]`` (host bits cleared).
+
+    Parsed with inet_pton rather than :mod:`ipaddress`: an agent syncs 100,000s of prefixes.
+    Raises ValueError for anything that is not an IP prefix.
+    """
+    addr, _, plen_text = prefix.partition("/")
+    v6 = ":" in addr
+    try:
+        raw = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, addr)
+    except OSError:
+        raise ValueError(f"{prefix!r} is not an IP prefix") from None
+    maxlen = 128 if v6 else 32
+    if plen_text and not plen_text.isdigit():
+        raise ValueError(f"{prefix!r} is not an IP prefix")
+    plen = int(plen_text) if plen_text else maxlen
+    if plen > maxlen:
+        raise ValueError(f"{prefix!r} is not an IP prefix")
+    if plen < maxlen:
+        value = int.from_bytes(raw, "big") & ~((1 << (maxlen - plen)) - 1)
+        raw = value.to_bytes(maxlen // 8, "big")
+    return IPCACHE_KEY.pack(32 + plen, 6 if v6 else 4, raw)
 
 
 def port_bytes(port: int) -> bytes:
@@ -224,7 +243,9 @@ def _decode_ct(fmt: struct.Struct, fam: int) -> Any:
             "sport": struct.unpack(">H", sp)[0],
             "dport": struct.unpack(">H", dp)[0],
             "proto": proto,
-            "dir": ["ingress", "egress", "service"][direction] if direction < 3 else direction,
+            "dir": ["ingress", "egress", "service", "nodeport"][direction]
+            if direction < 4
+            else direction,
             "expires": exp,
             "packets": pk,
             "bytes": by,
@@ -275,7 +296,13 @@ def _decode_lxc(k: bytes, v: bytes) -> dict[str, Any]:
     }
 
 
+def _decode_policy_outer(k: bytes, v: bytes) -> dict[str, Any]:
+    """An endpoint's slot of cilium_policy_v2: the kernel id of its policy map."""
+    return {"endpoint_id": struct.unpack("<I", k)[0], "policy_map_id": struct.unpack("<I", v)[0]}
+
+
 DECODERS: dict[str, Any] = {
+    POLICY_OUTER: _decode_policy_outer,
     IPCACHE: _decode_ipcache,
     CT4: _decode_ct(CT4_KEY, 4),
     CT6: _decode_ct(CT6_KEY, 6),

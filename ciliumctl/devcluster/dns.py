@@ -10,8 +10,8 @@ silently ignored):
 - ``health [ADDR]`` (HTTP ``/health``, default ``:8080``), ``ready [ADDR]`` (HTTP ``/ready``,
   default ``:8181``, 200 once every kubernetes block has synced);
 - ``local``: localhost names and their reverse zones;
-- ``hosts { IP NAME... ; ttl N ; fallthrough }``: static A/AAAA/PTR records;
-- ``kubernetes ZONES... { pods insecure|disabled ; ttl N ; fallthrough ; kubeconfig PATH
+- ``hosts { IP NAME... ; ttl N ; fallthrough [ZONES] }``: static A/AAAA/PTR records;
+- ``kubernetes ZONES... { pods insecure|disabled ; ttl N ; fallthrough [ZONES] ; kubeconfig PATH
   [CONTEXT] ; resync SECONDS }``: Services (ClusterIP, headless via EndpointSlices,
   ExternalName as CNAME, SRV for named ports) and PTR of their addresses, read through
   the project's Kubernetes client;
@@ -258,6 +258,18 @@ def _in_zone(name: str, zone: str) -> bool:
     return zone == "." or name == zone or name.endswith("." + zone)
 
 
+#: ``fallthrough [ZONES...]``: None = answer NXDOMAIN; () = pass every unknown name on;
+#: zones = pass on unknown names in those zones only (CoreDNS's meaning).
+Fallthrough = tuple[str, ...] | None
+
+
+def falls_through(fallthrough: Fallthrough, name: str) -> bool:
+    """Whether an unknown ``name`` goes on to the next plugin."""
+    if fallthrough is None:
+        return False
+    return not fallthrough or any(_in_zone(name, z) for z in fallthrough)
+
+
 class Names:
     """A name -> records table with NXDOMAIN/NODATA semantics (used by hosts, local,
     kubernetes)."""
@@ -289,7 +301,7 @@ class Names:
 class StaticPlugin:
     """``hosts`` and ``local``: a fixed table, authoritative for its zones."""
 
-    def __init__(self, names: Names, zones: list[str], fallthrough: bool) -> None:
+    def __init__(self, names: Names, zones: list[str], fallthrough: Fallthrough) -> None:
         self.names = names
         self.zones = zones
         self.fallthrough = fallthrough
@@ -301,7 +313,7 @@ class StaticPlugin:
         found = self.names.answer(q, zone)
         if found is not None:
             return found
-        if self.fallthrough:
+        if falls_through(self.fallthrough, q.name):
             return None
         return Answer(NXDOMAIN, [], zone)
 
@@ -323,7 +335,7 @@ class _LocalPlugin(StaticPlugin):
     """``local`` answers only its own names and passes everything else on."""
 
     def __init__(self, names: Names, zones: list[str]) -> None:
-        super().__init__(names, zones, fallthrough=True)
+        super().__init__(names, zones, fallthrough=())
 
     def lookup(self, q: Question) -> Answer | None:
         if any(_in_zone(q.name, z) for z in self.zones):
@@ -406,7 +418,7 @@ class KubernetesPlugin:
         *,
         ttl: int = DEFAULT_TTL,
         pods: str = "disabled",
-        fallthrough: bool = False,
+        fallthrough: Fallthrough = None,
         kubeconfig: str | None = None,
         context: str | None = None,
         resync: float = 1.0,
@@ -477,7 +489,7 @@ class KubernetesPlugin:
         found = self._names.answer(q, zone)
         if found is not None:
             return found
-        if self.fallthrough:
+        if falls_through(self.fallthrough, q.name):
             return None
         return Answer(NXDOMAIN, [], zone)
 
@@ -746,13 +758,13 @@ def _hosts(d: Directive, at: str, server_zones: list[str]) -> StaticPlugin:
     zones = [normalize(z) for z in d.args] or server_zones
     names = Names()
     ttl = 3600
-    fallthrough = False
+    fallthrough: Fallthrough = None
     entries: list[tuple[str, list[str], int]] = []
     for sub in d.block:
         if sub.name == "ttl":
             ttl = _int(sub.args[0] if sub.args else "", f"{at} hosts ttl")
         elif sub.name == "fallthrough":
-            fallthrough = True
+            fallthrough = tuple(normalize(z) for z in sub.args)
         else:
             entries.append((sub.name, sub.args, sub.line))
     for ip, hostnames, line in entries:
@@ -785,7 +797,9 @@ def _kubernetes(d: Directive, at: str, server_zones: list[str]) -> KubernetesPlu
         [normalize(z) for z in d.args] or server_zones,
         ttl=_int((opts.get("ttl") or [str(DEFAULT_TTL)])[0], f"{at} kubernetes ttl"),
         pods=pods,
-        fallthrough="fallthrough" in opts,
+        fallthrough=(
+            tuple(normalize(z) for z in opts["fallthrough"]) if "fallthrough" in opts else None
+        ),
         kubeconfig=kubeconfig[0] if kubeconfig else None,
         context=kubeconfig[1] if len(kubeconfig) > 1 else None,
         resync=float((opts.get("resync") or ["1"])[0]),

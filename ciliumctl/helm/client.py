@@ -251,3 +251,27 @@ class Helm:
             self._command.uninstall(release, namespace=namespace, wait=wait, timeout=timeout),
             f"helm uninstall {release}",
         )
+
+    # ------------------------------------------------------------------ charts
+    def pull(
+        self,
+        reference: str,
+        version: str,
+        destination: Path,
+        *,
+        repo: str | None = None,
+        plain_http: bool = False,
+    ) -> None:
+        """``helm pull --untar`` chart ``reference`` at ``version`` into ``destination``.
+
+        ``repo`` names a Helm HTTP repository (``reference`` is then the chart's name there);
+        without it ``reference`` is an ``oci://`` reference. ``plain_http`` talks HTTP to an
+        OCI registry (only ever chosen for loopback registries).
+        """
+        command: list[Any] = ["pull", reference, "--version", version, "--untar"]
+        command += ["--untardir", str(destination)]
+        if repo:
+            command += ["--repo", repo]
+        if plain_http:
+            command.append("--plain-http")
+        self._run(self._command.run(command), f"helm pull {reference} {version}")

@@ -56,3 +56,17 @@ class HelmWriter(Protocol):
     def uninstall(
         self, release: str, namespace: str, *, wait: bool = False, timeout: str | None = None
     ) -> None: ...
+
+
+class HelmPuller(Protocol):
+    """Fetching a chart from a Helm repository or an OCI registry."""
+
+    def pull(
+        self,
+        reference: str,
+        version: str,
+        destination: Path,
+        *,
+        repo: str | None = None,
+        plain_http: bool = False,
+    ) -> None: ...

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ciliumctl import yamlio
 from ciliumctl.errors import CiliumctlError, UsageError
-from ciliumctl.helm.protocols import HelmRenderer, HelmWriter
+from ciliumctl.helm.protocols import HelmPuller, HelmRenderer, HelmWriter
 from ciliumctl.helm.values import diff_from_defaults, merge
 from ciliumctl.install import releases
 from ciliumctl.install.detect import Detection, detect
@@ -114,8 +114,96 @@ def _load_defaults(chart: Path) -> dict[str, Any]:
     return data
 
 
+#: Values only this project's chart has; another chart (upstream's) never receives them.
+OWN_KEYS = ("ciliumVersion", "imageRegistry")
+
+
+def is_own_chart(chart: Path) -> bool:
+    """True for ciliumctl's chart (it selects the Cilium release by ``ciliumVersion``)."""
+    return "ciliumVersion" in _load_defaults(chart)
+
+
+def chart_app_version(chart: Path) -> str:
+    """The chart's ``appVersion`` (or ``version``), without a leading v."""
+    meta: dict[str, Any] = yamlio.load((chart / "Chart.yaml").read_text()) or {}
+    version = str(meta.get("appVersion") or meta.get("version") or "").lstrip("v")
+    if not version:
+        raise UsageError(
+            f"{chart / 'Chart.yaml'} has neither appVersion nor version",
+            "point --chart-directory at a Cilium chart",
+        )
+    return version
+
+
+def target_version(chart: Path, version: str | None) -> str:
+    """The Cilium release ``chart`` installs for ``--version``.
+
+    This project's chart installs any supported release; another chart (upstream's, from
+    --chart-directory or --repository) installs its own appVersion only.
+    """
+    if is_own_chart(chart):
+        return releases.check_supported(version or releases.default_version())
+    own = chart_app_version(chart)
+    if version is not None and version.lstrip("v") != own:
+        raise UsageError(
+            f"--version {version} does not match the chart in {chart} (Cilium {own})",
+            "drop --version, or use that version's chart",
+        )
+    return own
+
+
+def for_chart(values: dict[str, Any], chart: Path, version: str) -> dict[str, Any]:
+    """``values`` as ``chart`` takes them: ``ciliumVersion`` set for this project's chart,
+    this project's own keys dropped for any other chart (whose schema would reject them)."""
+    out = dict(values)
+    if is_own_chart(chart):
+        out["ciliumVersion"] = version
+        return out
+    for key in OWN_KEYS:
+        if key not in _load_defaults(chart):
+            out.pop(key, None)
+    return out
+
+
+#: The chart's name in a repository (cilium-cli's, and upstream's, is "cilium").
+CHART_NAME = "cilium"
+
+
+def fetch_chart(helm: HelmPuller, repository: str, version: str, directory: Path) -> Path:
+    """Pull the ``cilium`` chart of ``version`` from ``repository`` into ``directory``.
+
+    ``repository`` is a Helm HTTP(S) repository (like cilium-cli's default
+    https://helm.cilium.io) or an ``oci://`` registry path; a loopback registry is spoken to
+    over plain HTTP. The chart pulled must be the chart version asked for.
+    """
+    from urllib.parse import urlparse
+
+    url = urlparse(repository)
+    if url.scheme == "oci" and url.netloc:
+        host = url.hostname or ""
+        loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+        reference = f"{repository.rstrip('/')}/{CHART_NAME}"
+        helm.pull(reference, version, directory, plain_http=loopback)
+    elif url.scheme in ("http", "https") and url.netloc:
+        helm.pull(CHART_NAME, version, directory, repo=repository)
+    else:
+        raise UsageError(
+            f"--repository {repository!r} is neither an http(s):// Helm repository nor an "
+            "oci:// registry",
+            "use e.g. https://helm.cilium.io or oci://registry.example.com/charts",
+        )
+    chart = directory / CHART_NAME
+    meta: dict[str, Any] = yamlio.load((chart / "Chart.yaml").read_text()) or {}
+    if str(meta.get("version", "")).lstrip("v") != version:
+        raise CiliumctlError(
+            f"{repository} served chart version {meta.get('version')} for {version}",
+            "check the repository's index (or the registry tag)",
+        )
+    return chart
+
+
 def unmodelled_keys(chart: Path) -> set[str]:
-    """Upstream chart keys that this chart does not model (warn, do not fail)."""
+    """Upstream chart keys that this chart does not model: setting one is an error."""
     path = chart / "unmodelled-keys.txt"
     if not path.exists():
         return set()
@@ -146,6 +234,15 @@ def check_user_values(
     if any(f.severity == "error" for f in findings):
         raise ValuesCheckError(findings)
     return findings
+
+
+def precheck(user: dict[str, Any], chart: Path, version: str | None) -> None:
+    """Check the version and the user's values before any cluster is contacted.
+
+    Unknown keys, keys removed in the target version and upstream keys this chart would
+    ignore fail here, so a bad request never reaches the cluster (not even its API server).
+    """
+    check_user_values(user, chart, target_version(chart, version))
 
 
 def render(
@@ -204,7 +301,7 @@ def plan_install(
     detection: Detection | None = None,
 ) -> tuple[dict[str, Any], list[ValueFinding], Detection]:
     """Final values for a new install: detected < datapath mode < version < user values."""
-    norm = releases.check_supported(version or releases.default_version())
+    norm = target_version(target.chart, version)
     if datapath_mode is not None and datapath_mode not in DATAPATH_MODES:
         raise UsageError(
             f"invalid --datapath-mode {datapath_mode!r}", f"use one of: {', '.join(DATAPATH_MODES)}"
@@ -212,8 +309,7 @@ def plan_install(
     findings = check_user_values(user, target.chart, norm)
     found = detection or detect(client)
     values = merge(found.values, DATAPATH_MODES.get(datapath_mode or "", {}))
-    values = merge(values, {"ciliumVersion": norm})
-    values = merge(values, user)
+    values = merge(for_chart(values, target.chart, norm), user)
     return values, findings, found
 
 
@@ -240,7 +336,7 @@ def install(
     values, findings, detection = plan_install(
         client, target, user, version=version, datapath_mode=datapath_mode
     )
-    norm = str(values["ciliumVersion"])
+    norm = str(values.get("ciliumVersion") or target_version(target.chart, version))
     existing = helm.status(target.release, target.namespace)
     if existing is not None and not dry_run and not dry_run_helm_values:
         state = str(existing.get("info", {}).get("status", ""))
@@ -381,6 +477,10 @@ def _release_version(helm: HelmLike, target: Target, status: dict[str, Any]) -> 
         "appVersion"
     )
     if not version:
+        # Another chart (upstream's) installs its appVersion, which the history records.
+        history = helm.history(target.release, target.namespace)
+        version = history[-1].get("app_version") if history else None
+    if not version:
         raise CiliumctlError(
             f"cannot tell which Cilium version release {target.release!r} runs",
             "pass --version explicitly",
@@ -479,7 +579,7 @@ def upgrade(
             "wait for it, or run `cilium upgrade --rollback`",
         )
     current = _release_version(helm, target, status)
-    norm = releases.check_supported(version or releases.default_version())
+    norm = target_version(target.chart, version)
     notes: list[str] = []
     problem = releases.upgrade_path_problem(current, norm)
     if problem and not force_version:
@@ -500,8 +600,10 @@ def upgrade(
         values = dict(user)
     else:
         values = dict(user)
-    values["ciliumVersion"] = norm
-    if "upgradeCompatibility" not in values:
+    values = for_chart(values, target.chart, norm)
+    if "upgradeCompatibility" not in values and "upgradeCompatibility" in _load_defaults(
+        target.chart
+    ):
         # Keep a pin from an earlier upgrade even when --reset-values drops the old values.
         original = previous.get("upgradeCompatibility") or _original_minor(helm, target)
         if original is not None:
@@ -510,7 +612,7 @@ def upgrade(
                 notes.append(f"upgradeCompatibility={original} (the version first installed)")
     effective = merge(chart_defaults(target.chart), values)
     findings = check_user_values(
-        merge(previous, user) if values_mode != "reset" else user,
+        for_chart(merge(previous, user) if values_mode != "reset" else user, target.chart, norm),
         target.chart,
         norm,
         from_version=current,
@@ -539,15 +641,24 @@ def upgrade(
     apply_crds(client, target.chart)
     progress(f"upgrading Cilium {current} -> {norm}")
     revision_before = int(status.get("version", 0))
-    new = helm.install_or_upgrade(
-        target.release,
-        target.namespace,
-        target.chart,
-        values,
-        reset_values=values_mode != "reuse",
-        reuse_values=values_mode == "reuse",
-        description=f"cilium upgrade {current} -> {norm}",
-    )
+    moved = _moved_under_us(helm, target, revision_before, finished_ok=True)
+    if moved is not None:
+        raise ConcurrentOperationError.of(target, moved)
+    try:
+        new = helm.install_or_upgrade(
+            target.release,
+            target.namespace,
+            target.chart,
+            values,
+            reset_values=values_mode != "reuse",
+            reuse_values=values_mode == "reuse",
+            description=f"cilium upgrade {current} -> {norm}",
+        )
+    except CiliumctlError as exc:
+        moved = _moved_under_us(helm, target, revision_before, error=exc.message)
+        if moved is not None:
+            raise ConcurrentOperationError.of(target, moved) from exc
+        raise
     outcome = Outcome(
         "upgrade", norm, revision=int(new.get("version", 0)), findings=findings, notes=notes
     )
@@ -566,6 +677,54 @@ def upgrade(
                 "inspect the new version's pods (`cilium status`, pod logs) before retrying",
             ) from exc
     return outcome
+
+
+class ConcurrentOperationError(CiliumctlError):
+    """Another operation changed the release while this one was preparing or running."""
+
+    @classmethod
+    def of(cls, target: Target, detail: str) -> ConcurrentOperationError:
+        return cls(
+            f"another upgrade of release {target.release!r} in {target.namespace} is in "
+            f"progress or just finished ({detail}); nothing was changed by this run",
+            "wait for it to finish (`cilium status`), then re-run `cilium upgrade`",
+        )
+
+
+#: What helm says when two operations on one release overlap.
+_HELM_CONCURRENCY = (
+    "another operation (install/upgrade/rollback) is in progress",
+    "already exists",
+)
+
+
+def _moved_under_us(
+    helm: HelmLike,
+    target: Target,
+    revision: int,
+    *,
+    finished_ok: bool = False,
+    error: str = "",
+) -> str | None:
+    """How the release changed since it was read at ``revision`` by someone else, or None.
+
+    A pending-* state is another operation under way. A newer revision counts when it was
+    certainly not made by this run: before this run's own helm call (``finished_ok``), or
+    one that deployed while this run's call failed (a failed call leaves at most a failed
+    revision of its own). Helm's own words for overlapping operations count too.
+    """
+    now = helm.status(target.release, target.namespace)
+    if now is None:
+        return f"the release was removed after revision {revision}"
+    state = str(now.get("info", {}).get("status", ""))
+    current = int(now.get("version", 0))
+    if state.startswith("pending-"):
+        return f"revision {current} is {state}"
+    if current != revision and (finished_ok or state in ("deployed", "superseded")):
+        return f"the release moved from revision {revision} to {current} ({state})"
+    if any(words in error for words in _HELM_CONCURRENCY):
+        return f"helm: {error.strip().splitlines()[-1]}"
+    return None
 
 
 def installed_version(helm: HelmLike, target: Target) -> str:
@@ -647,6 +806,14 @@ def restart_agents(client: Any, namespace: str) -> None:
 CILIUM_GROUPS = ("cilium.io",)
 
 
+#: What `uninstall` removes: the key of each list it returns -> how one item is named.
+REMOVED_KINDS: dict[str, str] = {
+    "release": "Helm release",
+    "namespaces": "namespace",
+    "crds": "CRD",
+}
+
+
 def uninstall(
     client: Any,
     helm: HelmLike,
@@ -658,7 +825,7 @@ def uninstall(
     progress: Progress = lambda _: None,
 ) -> dict[str, list[str]]:
     """`cilium uninstall`: the release, the test namespaces, and with ``purge`` the CRDs."""
-    removed: dict[str, list[str]] = {"release": [], "namespaces": [], "crds": []}
+    removed: dict[str, list[str]] = {kind: [] for kind in REMOVED_KINDS}
     if helm.status(target.release, target.namespace) is not None:
         progress(f"uninstalling Helm release {target.release}")
         helm.uninstall(target.release, target.namespace, wait=wait, timeout=f"{int(timeout)}s")

@@ -515,6 +515,35 @@ class Client:
             raise KubeError(f"{what}: {_status_message(status_text)}")
         return ExecResult(bytes(out), bytes(err), code)
 
+    def open_websocket(
+        self, resource_path: str, query: builtins.list[tuple[str, Any]], what: str
+    ) -> Any:
+        """A websocket to ``resource_path`` (pod exec, port-forward) with this client's
+        credentials; a refused handshake becomes the matching :class:`KubeError`."""
+        from kubernetes.stream import ws_client
+
+        _, url, headers, _, _ = self.api_client.param_serialize(
+            method="GET",
+            resource_path=resource_path,
+            query_params=query,
+            header_params={},
+            auth_settings=["BearerToken"],
+        )
+        headers = {k.lower(): v for k, v in headers.items()}
+        try:
+            return ws_client.create_websocket(
+                self.api_client.configuration, ws_client.get_websocket_url(url), headers
+            )
+        except Exception as exc:  # handshake refused (HTTP status) or connection failures
+            status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+            if status:
+                body = getattr(exc, "resp_body", None) or b""
+                raise translate_api_error(
+                    _Failure(int(status), body if isinstance(body, bytes) else b"", str(exc)),
+                    what,
+                ) from exc
+            raise KubeError(f"{what}: {exc}") from exc
+
     def exec_stream(
         self,
         namespace: str,
@@ -534,34 +563,12 @@ class Client:
         The result's ``stdout`` is empty; ``stderr`` keeps its first ``stderr_limit`` bytes.
         Raises :class:`KubeError` when the command cannot run (no pod, exec refused...).
         """
-        from kubernetes.stream import ws_client
-
         what = f"exec in pod {namespace}/{pod}" + (f" container {container}" if container else "")
         query: builtins.list[tuple[str, Any]] = [("command", c) for c in command]
         query += [("stdout", "true"), ("stderr", "true"), ("tty", "false")]
         if container:
             query.append(("container", container))
-        _, url, headers, _, _ = self.api_client.param_serialize(
-            method="GET",
-            resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}/exec",
-            query_params=query,
-            header_params={},
-            auth_settings=["BearerToken"],
-        )
-        headers = {k.lower(): v for k, v in headers.items()}
-        try:
-            sock = ws_client.create_websocket(
-                self.api_client.configuration, ws_client.get_websocket_url(url), headers
-            )
-        except Exception as exc:  # handshake refused (HTTP status) or connection failures
-            status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
-            if status:
-                body = getattr(exc, "resp_body", None) or b""
-                raise translate_api_error(
-                    _Failure(int(status), body if isinstance(body, bytes) else b"", str(exc)),
-                    what,
-                ) from exc
-            raise KubeError(f"{what}: {exc}") from exc
+        sock = self.open_websocket(f"/api/v1/namespaces/{namespace}/pods/{pod}/exec", query, what)
         deadline = time.monotonic() + timeout
         try:
             sock.settimeout(1.0)

@@ -153,6 +153,8 @@ class Informer:
         return True
 
     def _deliver(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        if self._stop.is_set():
+            return  # a stopped informer's owner may already be gone
         for handler in self.handlers:
             try:
                 handler(kind, obj, old)

@@ -155,37 +155,33 @@ class PointerError(ValueError):
 
 
 def parse_pointer(pointer: str) -> tuple[str, ...]:
-    """``/data/ca.crt`` -> ``("data", "ca.crt")`` (``~1`` is ``/``, ``~0`` is ``~``)."""
-    if pointer == "":
-        return ()
-    if not pointer.startswith("/"):
+    """``/data/ca.crt`` -> ``("data", "ca.crt")`` (RFC 6901: ``~1`` is ``/``, ``~0`` is ``~``)."""
+    from jsonpointer import JsonPointer, JsonPointerException
+
+    if pointer and not pointer.startswith("/"):
         raise PointerError(f"JSON pointer {pointer!r} must start with '/'")
-    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
-
-
-def _step(node: Any, token: str) -> tuple[bool, Any]:
-    if isinstance(node, dict):
-        return (token in node, node.get(token))
-    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
-        return True, node[int(token)]
-    return False, None
+    try:
+        return tuple(JsonPointer(pointer).parts)
+    except JsonPointerException as exc:
+        raise PointerError(f"JSON pointer {pointer!r} is not valid: {exc}") from exc
 
 
 def pointer_get(obj: Any, tokens: tuple[str, ...]) -> tuple[bool, Any]:
-    """(found, value) at ``tokens``."""
-    node = obj
-    for token in tokens:
-        found, node = _step(node, token)
-        if not found:
-            return False, None
-    return True, node
+    """(found, value) at ``tokens``; the end-of-list token ``-`` is never found."""
+    from jsonpointer import EndOfList, JsonPointer
+
+    missing = object()
+    value = JsonPointer.from_parts(tokens).resolve(obj, missing)
+    if value is missing or isinstance(value, EndOfList):
+        return False, None
+    return True, value
 
 
 def pointer_set(obj: Obj, tokens: tuple[str, ...], value: Any) -> None:
     """Set ``value`` at ``tokens``, creating missing mappings on the way."""
     node: Any = obj
-    for token in tokens[:-1]:
-        found, nxt = _step(node, token)
+    for depth, token in enumerate(tokens[:-1], start=1):
+        found, nxt = pointer_get(obj, tokens[:depth])
         if not found or not isinstance(nxt, dict | list):
             if not isinstance(node, dict):
                 return
@@ -193,18 +189,18 @@ def pointer_set(obj: Obj, tokens: tuple[str, ...], value: Any) -> None:
         node = nxt
     if isinstance(node, dict):
         node[tokens[-1]] = value
-    elif isinstance(node, list) and tokens[-1].isdigit() and int(tokens[-1]) < len(node):
+    elif isinstance(node, list) and pointer_get(node, tokens[-1:])[0]:
         node[int(tokens[-1])] = value
 
 
 def pointer_remove(obj: Any, tokens: tuple[str, ...]) -> None:
     """Remove the value at ``tokens`` if it is there."""
-    found, parent = pointer_get(obj, tokens[:-1])
-    if not found or not tokens:
+    if not tokens or not pointer_get(obj, tokens)[0]:
         return
+    parent = pointer_get(obj, tokens[:-1])[1]
     if isinstance(parent, dict):
-        parent.pop(tokens[-1], None)
-    elif isinstance(parent, list) and tokens[-1].isdigit() and int(tokens[-1]) < len(parent):
+        del parent[tokens[-1]]
+    elif isinstance(parent, list):
         del parent[int(tokens[-1])]
 
 
@@ -394,6 +390,15 @@ def mask_secrets(before: Obj | None, after: Obj | None) -> tuple[Obj | None, Obj
         if isinstance(annotations, dict) and LAST_APPLIED in annotations:
             annotations[LAST_APPLIED] = MASK
     return b, a
+
+
+def json_patch(before: Obj, after: Obj) -> list[dict[str, Any]]:
+    """The RFC 6902 patch that turns ``before`` into ``after`` (Secret values masked)."""
+    import jsonpatch
+
+    b, a = mask_secrets(before, after)
+    patch: list[dict[str, Any]] = jsonpatch.make_patch(b, a).patch
+    return patch
 
 
 def unified_diff(key: Key, before: Obj | None, after: Obj | None) -> str:

@@ -35,6 +35,7 @@ from ciliumctl.reconcile.objects import (
     desired_hash,
     group_of,
     is_generated,
+    json_patch,
     normalize,
     respect_ignored,
     stage_of,
@@ -103,6 +104,8 @@ class Change:
     diff: str = ""
     desired: Obj | None = None
     live: Obj | None = None
+    #: For a changed object: the RFC 6902 patch from the live to the desired view.
+    patch: list[dict[str, Any]] | None = None
 
     @property
     def stage(self) -> str:
@@ -123,6 +126,8 @@ class Change:
         }
         if with_diff:
             out["diff"] = self.diff
+            if self.patch is not None:
+                out["patch"] = self.patch
         return out
 
 
@@ -394,12 +399,14 @@ def compare(
     if before != after:
         change.action = "changed"
         change.diff = unified_diff(key, before, after)
+        change.patch = json_patch(before, after)
     elif released is not None:
         # Helm also removes what the previous manifest had and this one drops.
         old, new = normalize(released, rules), normalize(obj, rules)
         if old != new:
             change.action = "changed"
             change.diff = unified_diff(key, old, new)
+            change.patch = json_patch(old, new)
     return change
 
 

@@ -18,7 +18,7 @@ from ciliumctl.errors import UsageError
 from ciliumctl.validators import policy_model as pm
 from ciliumctl.validators.findings import Finding, Path, Report, Severity
 from ciliumctl.validators.policy_rules import check_policy
-from ciliumctl.validators.yamlsrc import Document, load_documents
+from ciliumctl.validators.yamlsrc import Document, parse_document, split_documents
 
 POLICY_KINDS = (pm.CNP_KIND, pm.CCNP_KIND)
 #: Oldest and newest Cilium minor versions --target-version accepts.
@@ -68,13 +68,57 @@ class _Place:
     prefix: Path
 
 
+#: From this many documents on, validation is spread over the CPUs (forked workers).
+PARALLEL_DOCUMENTS = 2000
+#: (file name, document index, first line, text) of one document of a file.
+_Unit = tuple[str, int, int, str]
+
+
 def validate_texts(
     sources: Iterable[tuple[str, str]], target: tuple[int, int] = DEFAULT_TARGET
 ) -> Report:
-    """Validate YAML texts given as (file name, text) pairs."""
+    """Validate YAML texts given as (file name, text) pairs.
+
+    Many documents are validated by forked worker processes, in contiguous batches whose
+    reports are joined in order: the report is the same as a single process gives.
+    """
+    units: list[_Unit] = [
+        (name, index, start, chunk)
+        for name, text in sources
+        for index, (start, chunk) in enumerate(split_documents(text))
+    ]
+    workers = _workers(len(units))
+    if workers < 2:
+        return _validate_units(units, target)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = -(-len(units) // (workers * 4))
+    batches = [units[i : i + size] for i in range(0, len(units), size)]
     report = Report()
-    for name, text in sources:
-        _validate_text(report, name, text, target)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for part in pool.map(_validate_units, batches, [target] * len(batches)):
+            report.findings.extend(part.findings)
+            report.documents += part.documents
+            report.policies += part.policies
+    return report
+
+
+def _workers(documents: int) -> int:
+    """How many processes validate ``documents`` documents (1: this one)."""
+    import os
+    import sys
+
+    if documents < PARALLEL_DOCUMENTS or not sys.platform.startswith("linux"):
+        return 1
+    return min(len(os.sched_getaffinity(0)), 8)
+
+
+def _validate_units(units: list[_Unit], target: tuple[int, int]) -> Report:
+    report = Report()
+    for name, index, start, chunk in units:
+        _validate_document(report, parse_document(name, index, start, chunk), target)
     return report
 
 
@@ -170,39 +214,40 @@ def _validate_stored(report: Report, obj: dict[str, Any], target: tuple[int, int
     _validate_object(report, obj, place, target)
 
 
-def _validate_text(report: Report, name: str, text: str, target: tuple[int, int]) -> None:
-    for doc in load_documents(text, name):
-        if doc.empty:
-            continue
-        report.documents += 1
-        if doc.error is not None:
-            report.findings.append(
-                Finding(
-                    Severity.ERROR,
-                    "yaml",
-                    f"invalid YAML: {doc.error.message}",
-                    "fix the YAML syntax (indentation, quoting, ':' after keys)",
-                    file=name,
-                    document=doc.index,
-                    line=doc.error.line,
-                )
+def _validate_document(report: Report, doc: Document, target: tuple[int, int]) -> None:
+    """Findings of one parsed document: its YAML problems, then its objects'."""
+    name = doc.source
+    if doc.empty:
+        return
+    report.documents += 1
+    if doc.error is not None:
+        report.findings.append(
+            Finding(
+                Severity.ERROR,
+                "yaml",
+                f"invalid YAML: {doc.error.message}",
+                "fix the YAML syntax (indentation, quoting, ':' after keys)",
+                file=name,
+                document=doc.index,
+                line=doc.error.line,
             )
-            continue
-        place = _Place(name, doc.index, doc, ())
-        for path, line in doc.duplicates:
-            report.findings.append(
-                Finding(
-                    Severity.ERROR,
-                    "duplicate-key",
-                    f"key {path[-1]!r} appears more than once; only the last one counts",
-                    "remove or merge the duplicate key",
-                    path=path,
-                    file=name,
-                    document=doc.index,
-                    line=line,
-                )
+        )
+        return
+    place = _Place(name, doc.index, doc, ())
+    for path, line in doc.duplicates:
+        report.findings.append(
+            Finding(
+                Severity.ERROR,
+                "duplicate-key",
+                f"key {path[-1]!r} appears more than once; only the last one counts",
+                "remove or merge the duplicate key",
+                path=path,
+                file=name,
+                document=doc.index,
+                line=line,
             )
-        _validate_any(report, doc.data, place, target)
+        )
+    _validate_any(report, doc.data, place, target)
 
 
 def _validate_any(report: Report, data: Any, place: _Place, target: tuple[int, int]) -> None:

@@ -9,6 +9,7 @@ policy language of Cilium 1.18.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from ciliumctl.validators.findings import Path
@@ -22,6 +23,7 @@ from ciliumctl.validators.schema import (
     Node,
     Obj,
     Str,
+    newest_since,
 )
 
 API_GROUP = "cilium.io"
@@ -693,3 +695,15 @@ CCNP_SCHEMA = policy_object(clusterwide=True)
 def schema_for(kind: str) -> Obj:
     """The schema of ``kind`` (CNP or CCNP)."""
     return CCNP_SCHEMA if kind == CCNP_KIND else CNP_SCHEMA
+
+
+def rule_schema(kind: str) -> Node:
+    """The schema of one rule (``spec``) of ``kind``, built once with the object's."""
+    return schema_for(kind).fields["spec"]
+
+
+@cache
+def rule_newest_since(kind: str) -> tuple[int, int] | None:
+    """The newest Cilium version that added a rule field of ``kind``: targets from it on
+    know every field, so the per-field version walk has nothing to find."""
+    return newest_since(rule_schema(kind))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from ciliumctl.validators import policy_model as pm
@@ -77,9 +78,13 @@ def check_policy(obj: dict[str, Any], kind: str, target: tuple[int, int]) -> Ite
             f"the {kind} has neither spec nor specs, so it has no rules",
             "add spec: with an endpointSelector and ingress/egress rules",
         )
+    schema = pm.rule_schema(kind)
+    newest = pm.rule_newest_since(kind)
+    check_since = newest is not None and newest > target
     for path, rule in rules_of(obj):
         yield from check_rule(rule, path, clusterwide)
-        schema = pm.rule(clusterwide)
+        if not check_since:
+            continue
         for where, since in walk_since(schema, rule, path, target):
             yield Problem(
                 where,
@@ -252,7 +257,7 @@ def check_cidr(value: Any, path: Path) -> Iterator[Problem]:
             "write address/length, e.g. 10.0.0.0/8 or 2001:db8::/32",
         )
         return
-    if network.network_address != ipaddress.ip_interface(value).ip:
+    if network.network_address != _address(value):
         yield Problem(
             path,
             W,
@@ -262,7 +267,14 @@ def check_cidr(value: Any, path: Path) -> Iterator[Problem]:
         )
 
 
+@lru_cache(maxsize=8192)
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_interface(value).ip
+
+
+@lru_cache(maxsize=8192)
 def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str:
+    """The network of a prefix (host bits allowed), or why it does not parse (memoised)."""
     try:
         return ipaddress.ip_network(value, strict=False)
     except ValueError as exc:

@@ -11,7 +11,7 @@ rejects beyond C++ RE2 (\\C) are rejected too.
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 #: Constructs RE2 does not implement, found by a scan that skips escaped characters and
@@ -53,6 +53,7 @@ def have_re2() -> bool:
     return _re2() is not None
 
 
+@cache
 def _options() -> Any:
     options = _re2().Options()
     options.log_errors = False
@@ -121,8 +122,12 @@ def _scan(pattern: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def check(pattern: str) -> str | None:
-    """None when ``pattern`` is a valid RE2 regex, else why it is not."""
+    """None when ``pattern`` is a valid RE2 regex, else why it is not.
+
+    Memoised: policies repeat the same methods and paths over and over.
+    """
     if "\\C" in pattern.replace("\\\\", ""):
         return _BAD_ESCAPES["C"]
     re2 = _re2()

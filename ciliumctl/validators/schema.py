@@ -369,3 +369,13 @@ def walk_since(
     elif isinstance(node, Arr) and isinstance(value, list):
         for index, item in enumerate(value):
             yield from walk_since(node.items, item, (*path, index), target)
+
+
+def newest_since(node: Node) -> tuple[int, int] | None:
+    """The newest ``since`` of the fields :func:`walk_since` visits under ``node``."""
+    found = [node.since] if node.since is not None else []
+    if isinstance(node, Obj):
+        found += [s for child in node.fields.values() if (s := newest_since(child))]
+    elif isinstance(node, Arr):
+        found += [s for s in (newest_since(node.items),) if s]
+    return max(found) if found else None

@@ -1,10 +1,11 @@
 """The values check that runs before anything is rendered or applied.
 
 Checks user values against the bundled chart: an unknown key is an error naming the closest
-valid key; a key of upstream's chart that this chart does not model is a warning that it is
-ignored; a key removed in the target version is an error with its migration; a deprecated
-key is a warning with its replacement; a default that changed for this configuration is a
-note. The version rules are data files (``data/upgrade-<minor>.yaml``), not code.
+valid key; a key of upstream's chart that this chart does not model is an error too (it
+would be ignored, and a feature the user asked for would silently stay off); a key removed
+in the target version is an error with its migration; a deprecated key is a warning with its
+replacement; a default that changed for this configuration is a note. The version rules are
+data files (``data/upgrade-<minor>.yaml``), not code.
 """
 
 from __future__ import annotations
@@ -167,11 +168,12 @@ def check_values(
             if top_unmodelled not in reported:
                 findings.append(
                     ValueFinding(
-                        "warning",
+                        "error",
                         top_unmodelled,
                         f"{top_unmodelled} is an upstream chart key that this chart does not "
-                        "model; it is ignored",
-                        "remove it, or set the agent option through extraConfig",
+                        "model yet; it would be ignored and the feature would stay off",
+                        "remove it, or set the agent option through extraConfig "
+                        "(cilium-config keys)",
                     )
                 )
                 reported.add(top_unmodelled)

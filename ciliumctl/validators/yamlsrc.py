@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from ciliumctl.validators.findings import Path
@@ -17,6 +18,24 @@ from ciliumctl.validators.findings import Path
 _DOC_START = re.compile(r"^---(?:[ \t].*)?$")
 _DOC_END = re.compile(r"^\.\.\.[ \t]*$")
 _DIRECTIVE = re.compile(r"^%")
+#: The marker lines of a stream whose only line break is "\n" (what _DOC_START, _DOC_END
+#: and _DIRECTIVE match line by line).
+_MARKER = re.compile(
+    r"^(?:(?P<start>---)(?P<rest>[ \t][^\n]*)?|(?P<end>\.\.\.)[ \t]*|%[^\n]*)$", re.MULTILINE
+)
+#: A line that is neither blank nor a comment.
+_CONTENT = re.compile(r"^[^\S\n]*[^\s#]", re.MULTILINE)
+#: Line breaks other than "\n" (str.splitlines breaks on all of them).
+_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+#: Characters libyaml and PyYAML may read differently (tags, tabs, controls, breaks other
+#: than "\n", byte-order marks, surrogates); documents with any of them take the pure-Python path.
+_SLOW_CHARS = re.compile(
+    "[^\n\x20\x22-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+#: Constructs libyaml accepts and PyYAML rejects: a comment right after a block scalar
+#: header ("|#"), and "?" inside a flow collection ("{a?: b}", when _FLOW also matches).
+_SLOW_SYNTAX = re.compile(r"[|>][-+0-9]*#")
+_FLOW = re.compile(r"(?:^|[\s,\[{])[\[{]", re.MULTILINE)
 MAX_DEPTH = 200
 
 
@@ -40,9 +59,16 @@ class Document:
     error: YamlProblem | None = None
     duplicates: list[tuple[Path, int]] = field(default_factory=list)
     lines: dict[Path, int] = field(default_factory=dict)
+    #: (constructor, root node, first line) of a libyaml parse whose lines are not worked
+    #: out yet: most documents never need them.
+    pending_lines: tuple[Any, Any, int] | None = field(default=None, repr=False, compare=False)
 
     def line_of(self, path: Path) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
+        if self.pending_lines is not None:
+            loader, node, offset = self.pending_lines
+            self.pending_lines = None
+            _Builder(loader, self, offset).build(node, (), 0)
         probe = tuple(path)
         while True:
             if probe in self.lines:
@@ -53,7 +79,56 @@ class Document:
 
 
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
-    """Yield (first line number, text) for each document of a YAML stream."""
+    """Yield (first line number, text) for each document of a YAML stream.
+
+    Marker lines (``---``, ``...``, directives) are replaced by blank lines so that line
+    numbers inside each document stay those of the file.
+    """
+    if _ODD_BREAKS.search(text) is None:
+        yield from _split_plain(text)
+    else:
+        yield from _split_lines(text)
+
+
+def _split_plain(text: str) -> Iterator[tuple[int, str]]:
+    """:func:`_split_lines` for texts whose only line break is ``\\n``, jumping from one
+    marker line to the next with a regex instead of visiting every line (same output)."""
+    chunk: list[str] = []
+    start = line = 1
+    pos = 0
+    seen_content = False
+    for match in _MARKER.finditer(text):
+        between = text[pos : match.start()]
+        line += between.count("\n")
+        if between:
+            chunk.append(between)
+            seen_content = seen_content or _CONTENT.search(between) is not None
+        pos = match.end() + 1 if match.end() < len(text) else match.end()
+        if match.group("start") is not None:
+            if seen_content:
+                yield start, "".join(chunk)
+            rest = match.group("rest") or ""
+            chunk = [" " * 3 + rest + "\n"] if rest.strip() else ["\n"]
+            start = line
+            seen_content = bool(rest.strip()) and not rest.strip().startswith("#")
+        elif match.group("end") is not None:
+            chunk.append("\n")
+            yield start, "".join(chunk)
+            chunk, start, seen_content = [], line + 1, False
+        elif not seen_content:
+            chunk.append("\n")  # a directive
+        else:
+            chunk.append(text[match.start() : pos])  # '%' inside a document is content
+        line += 1
+    if pos < len(text):
+        chunk.append(text[pos:])
+        seen_content = seen_content or _CONTENT.search(text, pos) is not None
+    if seen_content:
+        yield start, "".join(chunk)
+
+
+def _split_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The document splitter for any text (every Unicode line break), line by line."""
     lines = text.splitlines(keepends=True)
     start = 1
     chunk: list[str] = []
@@ -61,7 +136,7 @@ def split_documents(text: str) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(lines, start=1):
         bare = line.rstrip("\r\n")
         if _DOC_START.match(bare):
-            if seen_content or any(s.strip() and not s.lstrip().startswith("#") for s in chunk):
+            if seen_content:
                 yield start, "".join(chunk)
             # Keep the text after '---' on the marker line (e.g. '--- !tag' or '--- {a: 1}').
             rest = bare[3:]
@@ -80,23 +155,73 @@ def split_documents(text: str) -> Iterator[tuple[int, str]]:
         chunk.append(line)
         if bare.strip() and not bare.lstrip().startswith("#"):
             seen_content = True
-    if seen_content or any(s.strip() and not s.lstrip().startswith("#") for s in chunk):
+    if seen_content:
         yield start, "".join(chunk)
 
 
 def load_documents(text: str, source: str) -> list[Document]:
     """Parse every document of ``text``; syntax errors are recorded, never raised."""
-    docs: list[Document] = []
+    return list(iter_documents(text, source))
+
+
+def iter_documents(text: str, source: str) -> Iterator[Document]:
+    """:func:`load_documents` one document at a time (each is parsed when it is reached)."""
     for index, (start, chunk) in enumerate(split_documents(text)):
-        doc = Document(source=source, index=index, start_line=start)
-        _parse_into(doc, chunk, start)
-        docs.append(doc)
-    return docs
+        yield parse_document(source, index, start, chunk)
+
+
+def parse_document(source: str, index: int, start: int, chunk: str) -> Document:
+    """Parse one document that :func:`split_documents` yielded (index, start line, text)."""
+    doc = Document(source=source, index=index, start_line=start)
+    _parse_into(doc, chunk, start)
+    return doc
 
 
 def _parse_into(doc: Document, chunk: str, start: int) -> None:
+    """Parse with libyaml when it can give the same result, else with PyYAML's own parser.
+
+    libyaml composes the nodes (with their marks) in C and a builder that records nothing
+    turns them into data; the lines of the JSON paths are worked out later from the same
+    nodes, only when a finding asks for one. Whatever the fast path cannot reproduce
+    exactly (syntax errors and their messages, duplicate keys, merge errors, nesting too
+    deep, unusual characters) is parsed again by the pure-Python path, the reference.
+    """
+    loader_class = _c_loader()
+    fast = (
+        loader_class is not None
+        and _SLOW_CHARS.search(chunk) is None
+        and _SLOW_SYNTAX.search(chunk) is None
+        and ("?" not in chunk or _FLOW.search(chunk) is None)
+    )
+    if not (fast and _parse_fast(doc, chunk, start, loader_class)):
+        _parse_pure(doc, chunk, start)
+
+
+def _parse_fast(doc: Document, chunk: str, start: int, loader_class: Any) -> bool:
+    """True when libyaml parsed ``chunk`` into ``doc``; False means use :func:`_parse_pure`."""
     import yaml
 
+    try:
+        loader = loader_class(chunk)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+        if node is None:
+            doc.empty = True
+            return True
+        data = _FastBuilder(loader).build(node, 0)
+    except (yaml.YAMLError, _Fallback, ValueError, TypeError, OverflowError, RecursionError):
+        return False
+    doc.data = data
+    doc.pending_lines = (loader, node, start)
+    return True
+
+
+def _parse_pure(doc: Document, chunk: str, start: int) -> None:
+    import yaml
+
+    doc.empty, doc.data, doc.pending_lines = False, None, None
     # Line numbers inside the chunk are 0-based; the chunk begins at line `start`.
     offset = start
     try:
@@ -123,6 +248,95 @@ def _parse_into(doc: Document, chunk: str, start: int) -> None:
     except (ValueError, TypeError, OverflowError) as exc:
         # Constructor failures on odd scalars (e.g. timestamps out of range).
         doc.error = YamlProblem(start, f"cannot read a value: {exc}")
+
+
+class _Fallback(Exception):
+    """The fast builder met something only the reference path reports exactly."""
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAGS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")
+
+
+class _FastBuilder:
+    """Composed nodes -> the data :class:`_Builder` returns, without recording lines.
+
+    Duplicate keys, nesting beyond :data:`MAX_DEPTH` (and so recursive aliases) raise
+    :class:`_Fallback`: the reference path reports them with their lines.
+    """
+
+    def __init__(self, loader: Any) -> None:
+        import yaml
+
+        self.loader = loader
+        self.scalar = yaml.ScalarNode
+        self.sequence = yaml.SequenceNode
+        self.mapping = yaml.MappingNode
+
+    def build(self, node: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise _Fallback
+        cls = type(node)
+        if cls is self.scalar:
+            if node.tag == _STR_TAG:
+                return node.value
+            return self.loader.construct_object(node, deep=True)
+        if cls is self.sequence:
+            return [self.build(item, depth + 1) for item in node.value]
+        if cls is self.mapping:
+            pairs = node.value
+            for key_node, _ in pairs:
+                if key_node.tag in _MERGE_TAGS:
+                    raise _Fallback  # merges can fail half-way; the reference path reports it
+            out: dict[Any, Any] = {}
+            for key_node, value_node in pairs:
+                if type(key_node) is self.scalar and key_node.tag == _STR_TAG:
+                    key = key_node.value
+                else:
+                    key = self.build(key_node, depth + 1)
+                    if isinstance(key, list | dict):
+                        key = str(key)
+                if key in out:
+                    raise _Fallback
+                out[key] = self.build(value_node, depth + 1)
+            return out
+        raise _Fallback
+
+
+@cache
+def _c_loader() -> Any:
+    """A libyaml loader class whose tag resolution is memoised (None without libyaml).
+
+    The resolver's answer depends only on (kind, value, implicit) when no path resolvers
+    are registered, and policies repeat the same keys and values over and over.
+    """
+    import yaml
+
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
+    base = yaml.CSafeLoader
+    if base.yaml_path_resolvers:
+        return None
+    cache: dict[tuple[Any, Any, Any], str] = {}
+    resolve: Any = base.resolve
+
+    class Loader(base):  # type: ignore[misc,valid-type]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+            key = (kind, value, implicit)
+            tag = cache.get(key)
+            if tag is None:
+                tag = resolve(self, kind, value, implicit)
+                if len(cache) < 100_000:
+                    cache[key] = tag
+            return tag
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            return None
+
+        def ascend_resolver(self) -> None:
+            return None
+
+    return Loader
 
 
 class _TooDeep(Exception):

@@ -217,3 +217,40 @@ def test_policy_swap_under_load_never_lets_a_denied_packet_through(
         assert denied.received(0) == []
     finally:
         denied.stop()
+
+
+def test_nodeport_from_a_client_outside_the_node(node: Node) -> None:
+    """A client namespace on the node's external link reaches a pod through NodePort."""
+    from tests.datapath.conftest import Namespaces as _Ns
+
+    ns = _Ns()
+    try:
+        ext = ns.new("ext")
+        netlink.create_veth("ext0", "ext0p", ext, node.netns)
+        netlink.add_address("ext0", "192.168.77.1/24", node.netns)
+        netlink.add_address("eth0", "192.168.77.2/24", ext)
+        node.dp.attach_host_device("ext0")
+        set_policy(node, "server", PolicyEntry(2, IN, Protocol.TCP, 8080, 8080))  # WORLD
+        node.dp.upsert_service(
+            ServiceFrontend(
+                "192.168.77.1", 30080, Protocol.TCP, "NodePort", (Backend(SERVER4, 8080),)
+            )
+        )
+        backend = Server(node.pods["server"].netns, "tcp", 8080)
+        try:
+            assert probe(ext, "tcp", "192.168.77.1", "30080", "via-nodeport") == (
+                0,
+                "ok via-nodeport",
+            )
+        finally:
+            backend.stop()
+            node.dp.delete_service("192.168.77.1", 30080)
+        assert backend.lines == ["got tcp 192.168.77.2 via-nodeport"]
+        assert any(r["dir"] == "nodeport" for r in node.dp.dump_map("cilium_ct4_global"))
+        assert netlink.attached_programs("ext0", node.netns) == {
+            "ingress": "cil_from_netdev",
+            "egress": "cil_to_netdev",
+        }
+    finally:
+        netlink.delete_link("ext0", node.netns)
+        ns.cleanup()

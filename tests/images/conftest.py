@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,8 +46,6 @@ def free_port() -> int:
 
 def unpack(layout: Path, tag: str, dest: Path) -> Path:
     """Unpack an image's rootfs with umoci (as containerd would), returns the rootfs."""
-    import subprocess
-
     dest.mkdir(parents=True, exist_ok=True)
     rootfs = dest / "rootfs"
     subprocess.run(
@@ -55,3 +54,8 @@ def unpack(layout: Path, tag: str, dest: Path) -> Path:
         capture_output=True,
     )
     return rootfs
+
+
+def chroot(rootfs: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` inside an unpacked image (host network: 127.0.0.1 is reachable)."""
+    return subprocess.run(["chroot", str(rootfs), *argv], capture_output=True, text=True)

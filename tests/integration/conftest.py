@@ -27,7 +27,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     """A 3-node dev cluster, up for the session and removed afterwards."""
     state = Path(os.environ.get("CILIUMCTL_TEST_STATE_DIR") or tmp_path_factory.mktemp("dev"))
-    cluster = DevCluster("it", state_dir=state / "it")
+    name = os.environ.get("CILIUMCTL_TEST_CLUSTER", "it")  # e.g. one per engineer
+    cluster = DevCluster(name, state_dir=state / name)
     cluster.up(NODES, timeout=240)
     try:
         yield cluster

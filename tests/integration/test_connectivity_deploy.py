@@ -3,6 +3,8 @@ dev cluster (kwok nodes: pods are scheduled and reported Running, nothing execut
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ciliumctl.cli.app import main
@@ -39,8 +41,11 @@ def test_deploys_cilium_clis_workloads_and_cleans_up(
     params = Params(test_namespace="ct-deploy", curl_image="registry.invalid/curl:1")
     ns = "ct-deploy-1"
     lines = _deploy(client, params)
-    assert f"✨ [it] Deploying namespace {ns}..." in lines
-    assert any(line.startswith(f"⌛ [it] Waiting for deployment {ns}/client") for line in lines)
+    assert f"✨ [it] Creating namespace {ns} for connectivity check..." in lines
+    assert "✨ [it] Deploying client2 deployment..." in lines
+    waits = [line for line in lines if line.startswith("⌛")]
+    pattern = rf"⌛ \[it\] Waiting for (deployment|daemonset) {ns}/[a-z0-9-]+ to become ready\.\.\."
+    assert all(re.fullmatch(pattern, line) for line in waits), waits
 
     deps = {d["metadata"]["name"]: d for d in client.list("apps/v1", "Deployment", ns)}
     assert set(deps) == {"client", "client2", "client3", "echo-same-node", "echo-other-node"}

@@ -139,6 +139,7 @@ def test_install_1_17_with_values_then_status_ok(dev_cluster: DevCluster, client
     assert version["running"]["version"] == "1.17.12"
     summary = run(dev_cluster, "status")
     assert "DaemonSet" in summary.stdout and "Desired: 3, Ready: 3/3" in summary.stdout
+    assert [line for line in summary.stdout.splitlines() if line != line.rstrip()] == []
 
 
 def test_install_again_is_refused_or_converges(dev_cluster: DevCluster) -> None:
@@ -243,6 +244,8 @@ def test_uninstall_keeps_crds_unless_purged(dev_cluster: DevCluster, client: Cli
     client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cilium-test-1"}})
     result = run(dev_cluster, "uninstall", "--wait")
     assert result.returncode == 0, result.stderr
+    assert "✓ deleted Helm release cilium\n" in result.stdout
+    assert "✓ deleted namespace cilium-test-1\n" in result.stdout
     assert client.get_or_none("apps/v1", "DaemonSet", "cilium", NS) is None
     assert client.list("v1", "Secret", NS, label_selector="owner=helm,name=cilium") == []
     ns = client.get_or_none("v1", "Namespace", "cilium-test-1")
@@ -274,6 +277,7 @@ def test_install_interrupted_by_api_server_restart_converges(
     assert json.loads(status.stdout)["ok"] is True
     purge = run(dev_cluster, "uninstall", "--wait", "--purge")
     assert purge.returncode == 0, purge.stderr
+    assert "✓ deleted CRD ciliumnodeconfigs.cilium.io\n" in purge.stdout
     assert (
         client.get_or_none(
             "apiextensions.k8s.io/v1", "CustomResourceDefinition", "ciliumnodeconfigs.cilium.io"

@@ -326,6 +326,11 @@ def test_drift_shown_then_reverted_in_correct_mode(
     assert "created CiliumNodeConfig kube-system/large-nodes" in text
     assert "changed CiliumNetworkPolicy gitops-demo/frontend-to-backend" in text
     assert "1 created, 2 changed, 0 deleted" in text
+    as_json = run(dev_cluster, "reconcile", "diff", "--source", str(repo.source), "-o", "json")
+    objects = {(o["kind"], o["name"]): o for o in json.loads(as_json.stdout)["objects"]}
+    config = objects[("ConfigMap", "cilium-config")]
+    assert {"op": "replace", "path": "/data/debug", "value": "false"} in config["patch"]
+    assert "patch" not in objects[("CiliumNodeConfig", "large-nodes")]  # created: no patch
     for secret in ("cilium-ca", "hubble-server-certs", "hubble-relay-client-certs"):
         assert f"Secret kube-system/{secret}" not in text  # rotated by Cilium: ignored
     uids = agent_uids(client)

@@ -32,6 +32,10 @@ CHART = ROOT / "charts" / "cilium"
 GOLDEN = ROOT / "tests" / "golden" / "chart"
 KUBE_VERSION = binaries.KUBERNETES_VERSION.lstrip("v")
 NAMESPACE = "kube-system"
+ENVOY_IMAGE = (
+    "quay.io/cilium/cilium-envoy:v1.34.12-1765374555-6a93b0bbba8d6dc75b651cbafeedb062b2997716"
+    "@sha256:3108521821c6922695ff1f6ef24b09026c94b195283f8bfbfc0fa49356a156e1"
+)
 
 Obj = dict[str, Any]
 
@@ -66,6 +70,18 @@ SCENARIOS: dict[str, Obj] = {
         "operator": {"image": {"genericDigest": "sha256:" + "b" * 64}},
         "hubble": {"relay": {"enabled": True, "image": {"digest": "sha256:" + "c" * 64}}},
         "imagePullSecrets": [{"name": "registry-creds"}],
+    },
+    "upstream-features": {
+        "cluster": {"name": "mesh-a", "id": 3},
+        "clustermesh": {"useAPIServer": True},
+        "kubeProxyReplacement": "true",
+        "k8sServiceHost": "10.0.0.10",
+        "k8sServicePort": 6443,
+        "gatewayAPI": {"enabled": True},
+        "ingressController": {"enabled": True, "loadbalancerMode": "shared"},
+        "encryption": {"enabled": True, "type": "wireguard"},
+        "egressGateway": {"enabled": True},
+        "bpf": {"masquerade": True},
     },
     "v1.17-eni": {
         "ciliumVersion": "1.17.11",
@@ -308,11 +324,12 @@ def test_rbac_least_privilege(helm: str, tmp_path: Path) -> None:
     assert _grants(agent, "cilium.io", "ciliumidentities", "create")
     assert _grants(agent, "cilium.io", "ciliumendpoints", "delete")
     assert not _grants(agent, "cilium.io", "ciliumnetworkpolicies", "create")
-    # The operator's leader election lease and cilium-config patch are namespaced.
-    assert not _grants(operator, "coordination.k8s.io", "leases", "create")
-    op_role = _rules(objs, "Role", "cilium-operator")
-    assert _grants(op_role, "coordination.k8s.io", "leases", "create")
-    patch_cm = [r for r in op_role if "configmaps" in r["resources"]]
+    # The operator's leader election lease and cilium-config patch: ClusterRole rules as
+    # upstream's (no Role of its own), limited by name where Kubernetes allows it.
+    assert _grants(operator, "coordination.k8s.io", "leases", "create")
+    assert not _grants(operator, "coordination.k8s.io", "leases", "update")
+    assert not _grants(operator, "", "configmaps", "patch")
+    patch_cm = [r for r in operator if "configmaps" in r["resources"]]
     assert patch_cm == [
         {
             "apiGroups": [""],
@@ -357,9 +374,9 @@ def test_config_defaults_use_upstream_keys(helm: str, tmp_path: Path) -> None:
         "kube-proxy-replacement": "false",
         "debug": "false",
         "identity-allocation-mode": "crd",
-        "prometheus-serve-addr": ":9962",
+        "prometheus-serve-addr": None,  # upstream's prometheus.enabled is false
         "operator-prometheus-serve-addr": ":9963",
-        "proxy-prometheus-port": "9964",
+        "proxy-prometheus-port": None,  # Envoy runs in the cilium-envoy DaemonSet
         "enable-hubble": "true",
         "hubble-listen-address": ":4244",
         "hubble-disable-tls": "false",
@@ -368,7 +385,7 @@ def test_config_defaults_use_upstream_keys(helm: str, tmp_path: Path) -> None:
         "bpf-policy-map-max": "16384",
         "cluster-pool-ipv4-cidr": "10.0.0.0/8",
         "cluster-pool-ipv4-mask-size": "24",
-        "external-envoy-proxy": "false",
+        "external-envoy-proxy": "true",
         "policy-secrets-namespace": "cilium-secrets",
         "write-cni-conf-when-ready": "/host/etc/cni/net.d/05-cilium.conflist",
     }
@@ -416,8 +433,12 @@ def test_bad_values_fail_with_a_message(helm: str, tmp_path: Path) -> None:
         ({"routingMode": "native"}, "ipv4NativeRoutingCIDR must be set"),
         ({"cluster": {"name": "Bad_Name"}}, "cluster.name"),
         ({"cluster": {"id": 3}}, 'must not be "default"'),
-        ({"envoy": {"enabled": True}}, "/envoy/enabled"),
+        ({"envoy": {"enabled": "yes"}}, "/envoy/enabled"),
         ({"operator": {"identityGCInterval": "soon"}}, "operator.identityGCInterval"),
+        ({"encryption": {"enabled": True, "type": "tls"}}, "/encryption/type"),
+        ({"clustermesh": {"useAPIServer": True}}, "needs cluster.name set"),
+        ({"gatewayAPI": {"enabled": True}}, "need kubeProxyReplacement=true"),
+        ({"bpf": {"mapDynamicSizeRatio": "lots"}}, "/bpf/mapDynamicSizeRatio"),
     ]
     for values, message in cases:
         with pytest.raises(RenderError, match=message):
@@ -440,8 +461,12 @@ def _images(objs: list[Obj]) -> set[str]:
 def test_version_selection_1_17(helm: str, tmp_path: Path) -> None:
     objs = render(helm, SCENARIOS["v1.17-eni"], tmp_path)
     images = _images(objs)
-    # No digest is known for 1.17.11: tags only, never the 1.18.5 digests.
-    assert images == {"quay.io/cilium/cilium:v1.17.11", "quay.io/cilium/operator-aws:v1.17.11"}
+    # No digest is known for 1.17.11: tags only, never the 1.18.5 digests (cilium-envoy has
+    # a release line and tag of its own).
+    assert images - {ENVOY_IMAGE} == {
+        "quay.io/cilium/cilium:v1.17.11",
+        "quay.io/cilium/operator-aws:v1.17.11",
+    }
     data = find(objs, "ConfigMap", "cilium-config")["data"]
     assert data["enable-ipv4-masquerade"] == "true"  # 1.17 keeps masquerading in ENI mode
     assert data["ipam"] == "eni" and data["enable-endpoint-routes"] == "true"
@@ -494,6 +519,7 @@ def test_air_gapped_registry_and_digests(helm: str, tmp_path: Path) -> None:
         "registry.internal:5000/cilium/cilium:v1.18.5@sha256:" + "a" * 64,
         "registry.internal:5000/cilium/operator-generic:v1.18.5@sha256:" + "b" * 64,
         "registry.internal:5000/cilium/hubble-relay:v1.18.5@sha256:" + "c" * 64,
+        ENVOY_IMAGE.replace("quay.io", "registry.internal:5000"),
     }
     ds_spec = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
     assert ds_spec["imagePullSecrets"] == [{"name": "registry-creds"}]
@@ -507,7 +533,7 @@ def test_air_gapped_registry_and_digests(helm: str, tmp_path: Path) -> None:
         },
         tmp_path,
     )
-    assert _images(objs) == {"quay.io/cilium/cilium:v1.18.4", "mirror/op:1"}
+    assert _images(objs) == {"quay.io/cilium/cilium:v1.18.4", "mirror/op:1", ENVOY_IMAGE}
     # A different tag never inherits the default release's digest.
     objs = render(helm, {"image": {"tag": "v1.18.4"}}, tmp_path)
     assert "quay.io/cilium/cilium:v1.18.4" in _images(objs)
@@ -665,17 +691,27 @@ def test_unmodelled_keys_are_disjoint_from_the_values() -> None:
         assert not parent or parent in modelled, key
 
 
-def test_schema_accepts_upstream_keys_it_ignores(helm: str, tmp_path: Path) -> None:
-    """The cilium CLI warns about these and passes them on; helm must not reject them."""
+def _nested(keys: list[str], value: Any) -> Obj:
     values: Obj = {}
-    for key in _unmodelled():
+    for key in keys:
         node = values
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = None
-    objs = render(helm, values, tmp_path)
-    assert find(objs, "DaemonSet", "cilium")
+        node[leaf] = value
+    return values
+
+
+def test_chart_refuses_upstream_keys_it_does_not_model(helm: str, tmp_path: Path) -> None:
+    """Fail closed: a key the chart would ignore stops the render and is named; helm drops
+    keys set to null, so those still render."""
+    keys = _unmodelled()
+    with pytest.raises(RenderError, match="not modelled by this chart") as err:
+        render(helm, _nested(keys, True), tmp_path)
+    assert all(key in str(err.value) for key in keys)
+    with pytest.raises(RenderError, match=r"would be ignored: encryption\.strictMode \("):
+        render(helm, {"encryption": {"enabled": True, "strictMode": {"enabled": True}}}, tmp_path)
+    assert find(render(helm, _nested(keys, None), tmp_path), "DaemonSet", "cilium")
 
 
 def test_schema_declares_every_value() -> None:
@@ -742,12 +778,7 @@ def test_hubble_tls_certificates_share_one_ca(helm: str, tmp_path: Path) -> None
     assert data["hubble-export-file-path"] == "/var/run/cilium/hubble/events.log"
     ds_spec = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
     ports = {p["name"]: p["containerPort"] for p in container(ds_spec, "cilium-agent")["ports"]}
-    assert ports == {
-        "peer-service": 4244,
-        "prometheus": 9962,
-        "envoy-metrics": 9964,
-        "hubble-metrics": 9965,
-    }
+    assert ports == {"peer-service": 4244, "hubble-metrics": 9965}
 
 
 def test_hubble_off_and_plain_text(helm: str, tmp_path: Path) -> None:
@@ -781,3 +812,149 @@ def test_apparmor_annotations_before_kubernetes_1_30(helm: str, tmp_path: Path) 
     assert ds["spec"]["template"]["spec"]["securityContext"]["appArmorProfile"] == {
         "type": "Unconfined"
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Prometheus Operator ServiceMonitors
+
+
+def test_service_monitors_scrape_the_metrics_services(helm: str, tmp_path: Path) -> None:
+    on = {"serviceMonitor": {"enabled": True}}
+    values: Obj = {
+        "prometheus": {"enabled": True, **on},
+        "operator": {"prometheus": on},
+        "hubble": {"metrics": {"enabled": ["dns", "drop"], **on}},
+        "envoy": {"prometheus": on},
+    }
+    objs = [
+        d
+        for d in yaml.safe_load_all(
+            render_text(helm, values, tmp_path, "--api-versions", "monitoring.coreos.com/v1")
+        )
+        if d
+    ]
+    monitors = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"cilium-agent", "cilium-operator", "hubble", "cilium-envoy"}
+    for name, monitor in monitors.items():
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        port = monitor["spec"]["endpoints"][0]["port"]
+        services = [
+            o
+            for o in objs
+            if o["kind"] == "Service"
+            and selector.items() <= o["metadata"]["labels"].items()
+            and port in [p["name"] for p in o["spec"]["ports"]]
+        ]
+        assert len(services) == 1, name
+        assert services[0]["spec"]["clusterIP"] == "None", name
+    # Without the CRD the render fails instead of producing what the cluster would refuse.
+    with pytest.raises(RenderError, match="ServiceMonitor CRD"):
+        render(helm, values, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------
+# Upstream values that drive cilium-config keys (beyond the parity sets)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"socketLB": {"enabled": True}}, {"bpf-lb-sock": "true"}),
+        ({"hostFirewall": {"enabled": True}}, {"enable-host-firewall": "true"}),
+        ({"bpf": {"vlanBypass": [0]}}, {"vlan-bpf-bypass": "0"}),
+        ({"bpf": {"hostLegacyRouting": True}}, {"enable-host-legacy-routing": "true"}),
+        ({"conntrackGCInterval": "5m"}, {"conntrack-gc-interval": "5m"}),
+        ({"endpointRoutes": {"enabled": True}}, {"enable-endpoint-routes": "true"}),
+        (
+            {"l2announcements": {"enabled": True}},
+            {"enable-l2-announcements": "true", "l2-announcements-lease-duration": "15s"},
+        ),
+        ({"logOptions": {"format": "json"}}, {"log-opt": '{"format":"json"}'}),
+        (
+            {"encryption": {"enabled": True, "nodeEncryption": True}},
+            {"enable-ipsec": "true", "ipsec-key-file": "/etc/ipsec/keys", "encrypt-node": "true"},
+        ),
+        ({"loadBalancer": {"algorithm": "maglev"}}, {"bpf-lb-algorithm": "maglev"}),
+        ({"identityManagementMode": "operator"}, {"identity-management-mode": "operator"}),
+        (
+            {"endpointLockdownOnMapOverflow": True},
+            {"enable-endpoint-lockdown-on-policy-overflow": "true"},
+        ),
+        ({"l2NeighDiscovery": {"enabled": True}}, {"enable-l2-neigh-discovery": "true"}),
+        ({"maglev": {"tableSize": 16381}}, {"bpf-lb-maglev-table-size": "16381"}),
+        ({"tunnelPort": 8473}, {"tunnel-port": "8473"}),
+        (
+            {"hubble": {"dropEventEmitter": {"enabled": True}}},
+            {
+                "hubble-drop-events": "true",
+                "hubble-drop-events-reasons": "auth_required policy_denied",
+            },
+        ),
+        ({"hubble": {"redact": {"enabled": True}}}, {"hubble-redact-http-userinfo": "true"}),
+        ({"serviceNoBackendResponse": "drop"}, {"service-no-backend-response": "drop"}),
+        ({"pprof": {"enabled": True}}, {"pprof": "true", "pprof-port": "6060"}),
+        (
+            {"bgpControlPlane": {"enabled": True}},
+            {"enable-bgp-control-plane": "true", "bgp-secrets-namespace": "kube-system"},
+        ),
+        ({"localRedirectPolicies": {"enabled": True}}, {"enable-local-redirect-policy": "true"}),
+        (
+            {"ciliumVersion": "1.17.11"},
+            {"enable-l2-neigh-discovery": "true", "arping-refresh-period": "30s"},
+        ),
+    ],
+)
+def test_upstream_values_drive_config(
+    helm: str, tmp_path: Path, values: Obj, expected: dict[str, str]
+) -> None:
+    data = config_of(helm, values, tmp_path)
+    assert {k: data.get(k) for k in expected} == expected
+
+
+def test_1_17_line_leaves_out_1_18_keys(helm: str, tmp_path: Path) -> None:
+    data = config_of(helm, {"ciliumVersion": "1.17.11"}, tmp_path)
+    for key in ("bpf-distributed-lru", "identity-management-mode", "policy-default-local-cluster"):
+        assert key not in data, key
+    with pytest.raises(RenderError, match=r"needs Cilium 1\.18"):
+        render(
+            helm,
+            {"ciliumVersion": "1.17.11", "bpf": {"distributedLRU": {"enabled": True}}},
+            tmp_path,
+        )
+
+
+def test_ingress_controller_objects(helm: str, tmp_path: Path) -> None:
+    objs = render(helm, SCENARIOS["upstream-features"], tmp_path)
+    assert find(objs, "IngressClass", "cilium")["spec"]["controller"] == (
+        "cilium.io/ingress-controller"
+    )
+    svc = find(objs, "Service", "cilium-ingress")
+    assert [p["port"] for p in svc["spec"]["ports"]] == [80, 443]
+    assert find(objs, "Endpoints", "cilium-ingress")
+    for role in ("cilium-ingress-secrets", "cilium-operator-ingress-secrets"):
+        assert find(objs, "Role", role)["metadata"]["namespace"] == "cilium-secrets"
+    assert len([o for o in objs if o["kind"] == "Namespace"]) == 1
+    data = find(objs, "ConfigMap", "cilium-config")["data"]
+    assert data["enable-ingress-controller"] == "true"
+    assert data["ingress-default-lb-mode"] == "shared"
+    assert data["enable-envoy-config"] == "true"
+    # Dedicated mode (upstream's default) creates a Service per Ingress, not a shared one.
+    dedicated = {**SCENARIOS["upstream-features"], "ingressController": {"enabled": True}}
+    assert not [o for o in render(helm, dedicated, tmp_path) if o["kind"] == "Endpoints"]
+
+
+def test_clustermesh_certificates_share_the_cilium_ca(helm: str, tmp_path: Path) -> None:
+    x509 = pytest.importorskip("cryptography.x509")
+    objs = render(helm, SCENARIOS["upstream-features"], tmp_path)
+    ca_pem = base64.b64decode(find(objs, "Secret", "cilium-ca")["data"]["ca.crt"])
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    for name in ("server", "admin", "remote", "local"):
+        secret = find(objs, "Secret", f"clustermesh-apiserver-{name}-cert")
+        cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+        assert cert.issuer == ca.subject, name
+    spec = find(objs, "Deployment", "clustermesh-apiserver")["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["etcd", "apiserver", "kvstoremesh"]
+    api = container(spec, "apiserver")
+    assert "--cluster-name=mesh-a" in api["args"] and "--cluster-id=3" in api["args"]
+    svc = find(objs, "Service", "clustermesh-apiserver")
+    assert svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 32379

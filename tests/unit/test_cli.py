@@ -139,7 +139,7 @@ def test_namespace_from_environment(tmp_path: Path) -> None:
         ("--no-such-flag",),
         ("version", "-o", "xml"),
         ("dev-cluster", "up", "--nodes", "-1"),
-        ("dev-cluster", "build", "no-such-binary"),
+        ("dev-cluster", "build", "kube-nonexistent"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:

@@ -16,11 +16,17 @@ from ciliumctl.devcluster import dns
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-        u.bind(("127.0.0.1", 0))
-        port = int(u.getsockname()[1])
-        t.bind(("127.0.0.1", port))
-        return port
+    """A port free for both UDP and TCP on 127.0.0.1 (retried: other tests take ports too)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free for both UDP and TCP on 127.0.0.1")
 
 
 class Proc:
@@ -35,7 +41,7 @@ class Proc:
         )
 
     def wait(self, port: int) -> None:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
             try:
@@ -252,3 +258,35 @@ def test_wire_roundtrip_and_truncation() -> None:
     parsed = dns.parse_query(full)
     assert parsed.id == 0x1234 and parsed.question == dns.Question("a.test.", dns.A)
     assert dns.min_ttl(full) == 5
+
+
+def test_fallthrough_zones_pass_only_their_names(tmp_path: Path) -> None:
+    upstream, port = _free_port(), _free_port()
+    up = Proc(
+        f".:{upstream} {{\n bind 127.0.0.1\n hosts {{\n  10.9.9.9 late.b.test\n"
+        f"  10.8.8.8 late.a.test\n }}\n}}\n",
+        tmp_path,
+        "ft-up",
+    )
+    front = Proc(
+        f""".:{port} {{
+    bind 127.0.0.1
+    hosts a.test b.test {{
+        10.0.0.1 x.a.test
+        fallthrough b.test
+    }}
+    forward . 127.0.0.1:{upstream}
+}}
+""",
+        tmp_path,
+        "ft",
+    )
+    try:
+        up.wait(upstream)
+        front.wait(port)
+        assert dig(port, "+short", "x.a.test").split() == ["10.0.0.1"]
+        assert dig(port, "+short", "late.b.test").split() == ["10.9.9.9"]  # fell through
+        assert "status: NXDOMAIN" in dig(port, "late.a.test")  # a.test does not
+    finally:
+        front.stop()
+        up.stop()

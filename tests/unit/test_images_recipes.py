@@ -69,6 +69,7 @@ def test_key_is_stable_for_equal_recipes() -> None:
         {"workdir": "/tmp"},
         {"tag": "v2"},
         {"symlinks": (rc.Symlink("/usr/bin/ash", "dash"),)},
+        {"hooks": ('chroot "$1" ldconfig',)},
     ],
 )
 def test_every_field_changes_the_key(change: dict[str, object]) -> None:
@@ -203,3 +204,22 @@ def test_host_apt_sources_name_the_suite() -> None:
     sources = ib.host_apt_sources()
     assert sources
     assert all(rc.DEBIAN_SUITE in text for _, text in sources)
+
+
+def test_unused_bases_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CILIUMCTL_CACHE_DIR", str(tmp_path))
+    base = tmp_path / "images" / "base"
+    base.mkdir(parents=True)
+    for key, age_days in (("old", ib.BASE_MAX_IDLE_DAYS + 1), ("new", 1)):
+        for suffix in (".tar", ".packages", ".log"):
+            (base / f"{key}{suffix}").write_text(key)
+        (base / f"{key}.oci").mkdir()
+        stamp = time.time() - age_days * 86400
+        os.utime(base / f"{key}.packages", (stamp, stamp))
+    ib._prune_bases()
+    assert sorted(p.name for p in base.iterdir()) == [
+        "new.log",
+        "new.oci",
+        "new.packages",
+        "new.tar",
+    ]

@@ -173,14 +173,15 @@ def test_values_check_removed_key_is_fine_for_older_target() -> None:
     assert findings == []
 
 
-def test_values_check_unmodelled_upstream_key_warns() -> None:
+def test_values_check_unmodelled_upstream_key_is_an_error() -> None:
     findings = check_values(
         {"bgpControlPlane": {"enabled": True}},
         {"debug": {}},
         target_version="1.18.5",
         unmodelled={"bgpControlPlane"},
     )
-    assert [(f.severity, f.key) for f in findings] == [("warning", "bgpControlPlane")]
+    assert [(f.severity, f.key) for f in findings] == [("error", "bgpControlPlane")]
+    assert "would be ignored" in findings[0].message
 
 
 def test_changed_default_reported_only_on_upgrade_and_when_condition_holds() -> None:

@@ -10,6 +10,7 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $kpr := include "cilium.kubeProxyReplacement" . -}}
 {{- $ipam := $v.ipam.mode | default "cluster-pool" -}}
 {{- $routing := $v.routingMode | default "tunnel" -}}
+{{- $envoyDS := eq (include "cilium.envoy.daemonset" .) "true" -}}
 {{- $d := dict -}}
 
 {{- /* Identities and the operator's garbage collection */ -}}
@@ -22,13 +23,17 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "labels" (toString $v.labels) -}}
 {{- end -}}
 {{- if $is118 -}}
-{{- $_ := set $d "identity-management-mode" "agent" -}}
+{{- if not (has $v.identityManagementMode (list "agent" "operator" "both")) -}}
+{{- fail (printf "identityManagementMode must be agent, operator or both, not %q" (toString $v.identityManagementMode)) -}}
+{{- end -}}
+{{- $_ := set $d "identity-management-mode" $v.identityManagementMode -}}
 {{- end -}}
 
 {{- /* Logging and health */ -}}
 {{- $_ := set $d "debug" (toString $v.debug.enabled) -}}
-{{- if $v.debug.verbose -}}
-{{- $_ := set $d "debug-verbose" (toString $v.debug.verbose) -}}
+{{- $_ := set $d "debug-verbose" (toString ($v.debug.verbose | default "")) -}}
+{{- with $v.logOptions -}}
+{{- $_ := set $d "log-opt" (toJson .) -}}
 {{- end -}}
 {{- if ne (int $v.healthPort) 9879 -}}
 {{- $_ := set $d "agent-health-port" (toString $v.healthPort) -}}
@@ -45,9 +50,10 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "controller-group-metrics" (join " " .) -}}
 {{- end -}}
 {{- end -}}
-{{- if and $v.l7Proxy $v.envoy.prometheus.enabled -}}
+{{- if and $v.l7Proxy (not $envoyDS) $v.envoy.prometheus.enabled -}}
 {{- $_ := set $d "proxy-prometheus-port" (toString $v.envoy.prometheus.port) -}}
 {{- end -}}
+{{- $_ := set $d "metrics-sampling-interval" (toString $v.debug.metricsSamplingInterval) -}}
 {{- if $v.operator.prometheus.enabled -}}
 {{- $_ := set $d "operator-prometheus-serve-addr" (printf ":%v" $v.operator.prometheus.port) -}}
 {{- $_ := set $d "enable-metrics" "true" -}}
@@ -69,6 +75,10 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- /* Addressing and IPAM */ -}}
 {{- $_ := set $d "enable-ipv4" (toString $v.ipv4.enabled) -}}
 {{- $_ := set $d "enable-ipv6" (toString $v.ipv6.enabled) -}}
+{{- $_ := set $d "enable-ipv4-big-tcp" (toString $v.enableIPv4BIGTCP) -}}
+{{- $_ := set $d "enable-ipv6-big-tcp" (toString $v.enableIPv6BIGTCP) -}}
+{{- $_ := set $d "k8s-require-ipv4-pod-cidr" (toString $v.k8s.requireIPv4PodCIDR) -}}
+{{- $_ := set $d "k8s-require-ipv6-pod-cidr" (toString $v.k8s.requireIPv6PodCIDR) -}}
 {{- $_ := set $d "ipam" $ipam -}}
 {{- $_ := set $d "ipam-cilium-node-update-rate" (include "cilium.duration" (list "ipam.ciliumNodeUpdateRate" $v.ipam.ciliumNodeUpdateRate)) -}}
 {{- if eq $ipam "cluster-pool" -}}
@@ -95,11 +105,16 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- end -}}
 {{- $_ := set $d "cluster-name" (toString $v.cluster.name) -}}
 {{- $_ := set $d "cluster-id" (toString (int $v.cluster.id)) -}}
+{{- $cm := $v.clustermesh -}}
+{{- $_ := set $d "max-connected-clusters" (toString (int $cm.maxConnectedClusters)) -}}
+{{- $_ := set $d "clustermesh-enable-endpoint-sync" (toString $cm.enableEndpointSliceSynchronization) -}}
+{{- $_ := set $d "clustermesh-enable-mcs-api" (toString (or $cm.enableMCSAPISupport $cm.mcsapi.enabled)) -}}
 
 {{- /* Routing, encapsulation and masquerading */ -}}
 {{- $_ := set $d "routing-mode" $routing -}}
 {{- $_ := set $d "tunnel-protocol" ($v.tunnelProtocol | default "vxlan") -}}
-{{- $_ := set $d "tunnel-source-port-range" "0-0" -}}
+{{- $_ := set $d "tunnel-source-port-range" (toString $v.tunnelSourcePortRange) -}}
+{{- with $v.tunnelPort -}}{{- $_ := set $d "tunnel-port" (toString (int .)) -}}{{- end -}}
 {{- $masq4 := true -}}
 {{- if not (kindIs "invalid" $v.enableIPv4Masquerade) -}}
 {{- $masq4 = $v.enableIPv4Masquerade -}}
@@ -121,7 +136,45 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "ipv4-native-routing-cidr" . -}}
 {{- end -}}
 {{- $_ := set $d "auto-direct-node-routes" (toString $v.autoDirectNodeRoutes) -}}
-{{- $_ := set $d "direct-routing-skip-unreachable" "false" -}}
+{{- $_ := set $d "direct-routing-skip-unreachable" (toString $v.directRoutingSkipUnreachable) -}}
+{{- $_ := set $d "enable-masquerade-to-route-source" (toString $v.enableMasqueradeRouteSource) -}}
+{{- $_ := set $d "iptables-random-fully" (toString $v.iptablesRandomFully) -}}
+{{- $_ := set $d "nat-map-stats-entries" (toString $v.nat.mapStatsEntries) -}}
+{{- $_ := set $d "nat-map-stats-interval" (toString $v.nat.mapStatsInterval) -}}
+{{- $_ := set $d "enable-vtep" (toString $v.vtep.enabled) -}}
+{{- $_ := set $d "vtep-endpoint" (toString $v.vtep.endpoint) -}}
+{{- $_ := set $d "vtep-cidr" (toString $v.vtep.cidr) -}}
+{{- $_ := set $d "vtep-mask" (toString $v.vtep.mask) -}}
+{{- $_ := set $d "vtep-mac" (toString $v.vtep.mac) -}}
+{{- $_ := set $d "enable-sctp" (toString $v.sctp.enabled) -}}
+{{- if $v.bandwidthManager.enabled -}}
+{{- $_ := set $d "enable-bandwidth-manager" "true" -}}
+{{- $_ := set $d "enable-bbr" (toString $v.bandwidthManager.bbr) -}}
+{{- $_ := set $d "enable-bbr-hostns-only" (toString $v.bandwidthManager.bbrHostNamespaceOnly) -}}
+{{- end -}}
+
+{{- /* Transparent encryption */ -}}
+{{- $enc := $v.encryption -}}
+{{- if $enc.enabled -}}
+{{- if eq $enc.type "wireguard" -}}
+{{- $_ := set $d "enable-wireguard" "true" -}}
+{{- $_ := set $d "wireguard-persistent-keepalive" (toString $enc.wireguard.persistentKeepalive) -}}
+{{- else if eq $enc.type "ipsec" -}}
+{{- $_ := set $d "enable-ipsec" "true" -}}
+{{- $_ := set $d "ipsec-key-file" (printf "%s/%s" $enc.ipsec.mountPath $enc.ipsec.keyFile) -}}
+{{- $_ := set $d "enable-ipsec-key-watcher" (toString $enc.ipsec.keyWatcher) -}}
+{{- $_ := set $d "ipsec-key-rotation-duration" (include "cilium.duration" (list "encryption.ipsec.keyRotationDuration" $enc.ipsec.keyRotationDuration)) -}}
+{{- $_ := set $d "enable-ipsec-encrypted-overlay" (toString $enc.ipsec.encryptedOverlay) -}}
+{{- with $enc.ipsec.interface -}}
+{{- $_ := set $d "encrypt-interface" . -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "encryption.type must be ipsec or wireguard, not %q" (toString $enc.type)) -}}
+{{- end -}}
+{{- if $enc.nodeEncryption -}}
+{{- $_ := set $d "encrypt-node" "true" -}}
+{{- end -}}
+{{- end -}}
 {{- if $v.MTU -}}
 {{- $_ := set $d "mtu" (toString (int $v.MTU)) -}}
 {{- end -}}
@@ -131,19 +184,42 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- if eq $kpr "true" -}}
 {{- $_ := set $d "kube-proxy-replacement-healthz-bind-address" ($v.kubeProxyReplacementHealthzBindAddr | default "") -}}
 {{- else -}}
-{{- $_ := set $d "enable-node-port" "false" -}}
+{{- $_ := set $d "enable-node-port" (toString $v.nodePort.enabled) -}}
+{{- if $v.externalIPs.enabled -}}
+{{- $_ := set $d "enable-external-ips" "true" -}}
 {{- end -}}
+{{- end -}}
+{{- $_ := set $d "nodeport-addresses" (join "," ($v.nodePort.addresses | default list)) -}}
 {{- $_ := set $d "bpf-lb-sock" "false" -}}
-{{- $_ := set $d "bpf-lb-acceleration" "disabled" -}}
+{{- $lb := $v.loadBalancer -}}
+{{- $_ := set $d "bpf-lb-acceleration" (toString $lb.acceleration) -}}
+{{- with $lb.algorithm -}}{{- $_ := set $d "bpf-lb-algorithm" . -}}{{- end -}}
+{{- with $lb.mode -}}{{- $_ := set $d "bpf-lb-mode" . -}}{{- end -}}
+{{- with $lb.dsrDispatch -}}{{- $_ := set $d "bpf-lb-dsr-dispatch" . -}}{{- end -}}
+{{- if $lb.serviceTopology -}}{{- $_ := set $d "enable-service-topology" "true" -}}{{- end -}}
+{{- $_ := set $d "bpf-lb-external-clusterip" (toString $v.bpf.lbExternalClusterIP) -}}
+{{- $_ := set $d "bpf-lb-source-range-all-types" (toString $v.bpf.lbSourceRangeAllTypes) -}}
+{{- $_ := set $d "bpf-lb-algorithm-annotation" (toString $v.bpf.lbAlgorithmAnnotation) -}}
+{{- $_ := set $d "bpf-lb-mode-annotation" (toString $v.bpf.lbModeAnnotation) -}}
 {{- $_ := set $d "enable-health-check-nodeport" "true" -}}
 {{- $_ := set $d "enable-health-check-loadbalancer-ip" "false" -}}
 {{- $_ := set $d "node-port-bind-protection" "true" -}}
 {{- $_ := set $d "enable-auto-protect-node-port-range" "true" -}}
-{{- $_ := set $d "enable-svc-source-range-check" "true" -}}
-{{- $_ := set $d "enable-internal-traffic-policy" "true" -}}
-{{- $_ := set $d "service-no-backend-response" "reject" -}}
-{{- $_ := set $d "enable-lb-ipam" "true" -}}
-{{- $_ := set $d "default-lb-service-ipam" "lbipam" -}}
+{{- $_ := set $d "enable-svc-source-range-check" (toString $v.svcSourceRangeCheck) -}}
+{{- $_ := set $d "enable-internal-traffic-policy" (toString $v.enableInternalTrafficPolicy) -}}
+{{- if not (has $v.serviceNoBackendResponse (list "reject" "drop")) -}}
+{{- fail (printf "serviceNoBackendResponse must be reject or drop, not %q" (toString $v.serviceNoBackendResponse)) -}}
+{{- end -}}
+{{- $_ := set $d "service-no-backend-response" $v.serviceNoBackendResponse -}}
+{{- $_ := set $d "enable-lb-ipam" (toString $v.enableLBIPAM) -}}
+{{- $_ := set $d "default-lb-service-ipam" (toString $v.defaultLBServiceIPAM) -}}
+{{- if $v.egressGateway.enabled -}}
+{{- $_ := set $d "enable-egress-gateway" "true" -}}
+{{- with $v.egressGateway.maxPolicyEntries -}}
+{{- $_ := set $d "egress-gateway-policy-map-max" (toString (int .)) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $d "egress-gateway-reconciliation-trigger-interval" (toString $v.egressGateway.reconciliationTriggerInterval) -}}
 
 {{- /* BPF maps and monitor */ -}}
 {{- $ratio := $v.bpf.mapDynamicSizeRatio -}}
@@ -168,11 +244,18 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "monitor-aggregation" $v.bpf.monitorAggregation -}}
 {{- $_ := set $d "monitor-aggregation-interval" (include "cilium.duration" (list "bpf.monitorInterval" $v.bpf.monitorInterval)) -}}
 {{- $_ := set $d "monitor-aggregation-flags" $v.bpf.monitorFlags -}}
-{{- $_ := set $d "bpf-events-drop-enabled" "true" -}}
-{{- $_ := set $d "bpf-events-policy-verdict-enabled" "true" -}}
-{{- $_ := set $d "bpf-events-trace-enabled" "true" -}}
-{{- $_ := set $d "enable-tcx" "true" -}}
-{{- $_ := set $d "datapath-mode" "veth" -}}
+{{- $_ := set $d "bpf-events-drop-enabled" (toString $v.bpf.events.drop.enabled) -}}
+{{- $_ := set $d "bpf-events-policy-verdict-enabled" (toString $v.bpf.events.policyVerdict.enabled) -}}
+{{- $_ := set $d "bpf-events-trace-enabled" (toString $v.bpf.events.trace.enabled) -}}
+{{- if $is118 -}}
+{{- /* The distributed LRU backend is new in 1.18. */ -}}
+{{- $_ := set $d "bpf-distributed-lru" (toString $v.bpf.distributedLRU.enabled) -}}
+{{- else if $v.bpf.distributedLRU.enabled -}}
+{{- fail "bpf.distributedLRU needs Cilium 1.18 or newer" -}}
+{{- end -}}
+{{- $_ := set $d "enable-tcx" (toString $v.bpf.enableTCX) -}}
+{{- $_ := set $d "datapath-mode" (toString $v.bpf.datapathMode) -}}
+{{- $_ := set $d "enable-bpf-clock-probe" (toString $v.bpfClockProbe) -}}
 {{- if not $v.securityContext.privileged -}}
 {{- $_ := set $d "procfs" "/host/proc" -}}
 {{- end -}}
@@ -190,20 +273,77 @@ includes this template's checksum, so keep every input of cilium-config in here.
 
 {{- /* Policy and proxies */ -}}
 {{- $_ := set $d "enable-l7-proxy" (toString $v.l7Proxy) -}}
-{{- $_ := set $d "enable-l2-neigh-discovery" "true" -}}
-{{- $_ := set $d "external-envoy-proxy" "false" -}}
-{{- $_ := set $d "enable-k8s-networkpolicy" "true" -}}
-{{- $_ := set $d "enable-non-default-deny-policies" "true" -}}
-{{- $_ := set $d "enable-well-known-identities" "false" -}}
-{{- $_ := set $d "enable-endpoint-health-checking" "true" -}}
-{{- $_ := set $d "enable-health-checking" "true" -}}
-{{- $_ := set $d "enable-xt-socket-fallback" "true" -}}
-{{- $_ := set $d "install-no-conntrack-iptables-rules" "false" -}}
-{{- $_ := set $d "synchronize-k8s-nodes" "true" -}}
-{{- $_ := set $d "dnsproxy-enable-transparent-mode" "true" -}}
-{{- $_ := set $d "mesh-auth-enabled" "true" -}}
+{{- /* 1.18 turned L2 neighbour discovery off by default; the 1.17 line keeps it on. */ -}}
+{{- $l2 := $v.l2NeighDiscovery.enabled -}}
+{{- if kindIs "invalid" $l2 -}}{{- $l2 = not $is118 -}}{{- end -}}
+{{- $_ := set $d "enable-l2-neigh-discovery" (toString $l2) -}}
+{{- if and $l2 (not $is118) -}}
+{{- $_ := set $d "arping-refresh-period" (toString ($v.l2NeighDiscovery.refreshPeriod | default "30s")) -}}
+{{- end -}}
+{{- $_ := set $d "enable-k8s-networkpolicy" (toString $v.k8sNetworkPolicy.enabled) -}}
+{{- $_ := set $d "enable-non-default-deny-policies" (toString $v.enableNonDefaultDenyPolicies) -}}
+{{- $_ := set $d "enable-well-known-identities" (toString $v.wellKnownIdentities.enabled) -}}
+{{- $_ := set $d "enable-endpoint-health-checking" (toString $v.endpointHealthChecking.enabled) -}}
+{{- $_ := set $d "enable-health-checking" (toString $v.healthChecking) -}}
+{{- $_ := set $d "health-check-icmp-failure-threshold" (toString $v.healthCheckICMPFailureThreshold) -}}
+{{- $_ := set $d "enable-xt-socket-fallback" (toString $v.enableXTSocketFallback) -}}
+{{- $_ := set $d "install-no-conntrack-iptables-rules" (toString $v.installNoConntrackIptablesRules) -}}
+{{- $_ := set $d "synchronize-k8s-nodes" (toString $v.synchronizeK8sNodes) -}}
+{{- $_ := set $d "enable-source-ip-verification" (toString $v.daemon.enableSourceIPVerification) -}}
+{{- $_ := set $d "enable-node-selector-labels" (toString $v.nodeSelectorLabels) -}}
+{{- $_ := set $d "enable-endpoint-lockdown-on-policy-overflow" (toString $v.endpointLockdownOnMapOverflow) -}}
+{{- $_ := set $d "policy-cidr-match-mode" (join " " ($v.policyCIDRMatchMode | default list)) -}}
+{{- $_ := set $d "agent-not-ready-taint-key" (toString $v.agentNotReadyTaintKey) -}}
+
+{{- /* FQDN policies: the DNS proxy */ -}}
+{{- $dns := $v.dnsProxy -}}
+{{- $_ := set $d "dnsproxy-enable-transparent-mode" (toString (kindIs "invalid" $dns.enableTransparentMode | ternary true $dns.enableTransparentMode)) -}}
+{{- $_ := set $d "dnsproxy-socket-linger-timeout" (toString $dns.socketLingerTimeout) -}}
+{{- $_ := set $d "tofqdns-dns-reject-response-code" (toString $dns.dnsRejectResponseCode) -}}
+{{- $_ := set $d "tofqdns-enable-dns-compression" (toString $dns.enableDnsCompression) -}}
+{{- $_ := set $d "tofqdns-endpoint-max-ip-per-hostname" (toString $dns.endpointMaxIpPerHostname) -}}
+{{- $_ := set $d "tofqdns-idle-connection-grace-period" (toString $dns.idleConnectionGracePeriod) -}}
+{{- $_ := set $d "tofqdns-max-deferred-connection-deletes" (toString $dns.maxDeferredConnectionDeletes) -}}
+{{- $_ := set $d "tofqdns-preallocate-identities" (toString $dns.preAllocateIdentities) -}}
+{{- $_ := set $d "tofqdns-proxy-response-max-delay" (toString $dns.proxyResponseMaxDelay) -}}
+{{- with $dns.minTtl -}}{{- $_ := set $d "tofqdns-min-ttl" (toString .) -}}{{- end -}}
+{{- with $dns.proxyPort -}}{{- $_ := set $d "tofqdns-proxy-port" (toString .) -}}{{- end -}}
+{{- with $dns.preCache -}}{{- $_ := set $d "tofqdns-pre-cache" . -}}{{- end -}}
+
+{{- /* Mutual authentication */ -}}
+{{- $auth := $v.authentication -}}
+{{- $_ := set $d "mesh-auth-enabled" (toString $auth.enabled) -}}
+{{- if $auth.enabled -}}
+{{- $_ := set $d "mesh-auth-queue-size" (toString $auth.queueSize) -}}
+{{- $_ := set $d "mesh-auth-rotated-identities-queue-size" (toString $auth.rotatedIdentitiesQueueSize) -}}
+{{- $_ := set $d "mesh-auth-gc-interval" (toString $auth.gcInterval) -}}
+{{- end -}}
+
+{{- /* Envoy: a DaemonSet of its own (external-envoy-proxy) or inside the agent */ -}}
+{{- $envoy := $v.envoy -}}
+{{- $_ := set $d "external-envoy-proxy" (toString $envoyDS) -}}
+{{- $_ := set $d "envoy-base-id" (toString $envoy.baseID) -}}
+{{- $_ := set $d "envoy-access-log-buffer-size" (toString $envoy.log.accessLogBufferSize) -}}
+{{- $_ := set $d "envoy-keep-cap-netbindservice" (toString $envoy.securityContext.capabilities.keepCapNetBindService) -}}
+{{- $_ := set $d "proxy-connect-timeout" (toString $envoy.connectTimeoutSeconds) -}}
+{{- $_ := set $d "proxy-initial-fetch-timeout" (toString $envoy.initialFetchTimeoutSeconds) -}}
+{{- $_ := set $d "proxy-max-requests-per-connection" (toString $envoy.maxRequestsPerConnection) -}}
+{{- $_ := set $d "proxy-max-connection-duration-seconds" (toString $envoy.maxConnectionDurationSeconds) -}}
+{{- $_ := set $d "proxy-idle-timeout-seconds" (toString $envoy.idleTimeoutDurationSeconds) -}}
+{{- $_ := set $d "proxy-max-concurrent-retries" (toString $envoy.maxConcurrentRetries) -}}
+{{- $_ := set $d "http-retry-count" (toString $envoy.httpRetryCount) -}}
+{{- $_ := set $d "http-stream-idle-timeout" (toString $envoy.streamIdleTimeoutDurationSeconds) -}}
+{{- $_ := set $d "proxy-xff-num-trusted-hops-ingress" (toString $envoy.xffNumTrustedHopsL7PolicyIngress) -}}
+{{- $_ := set $d "proxy-xff-num-trusted-hops-egress" (toString $envoy.xffNumTrustedHopsL7PolicyEgress) -}}
+{{- with $envoy.policyRestoreTimeoutDuration -}}
+{{- $_ := set $d "envoy-policy-restore-timeout" (toString .) -}}
+{{- end -}}
+{{- with $envoy.httpUpstreamLingerTimeout -}}
+{{- $_ := set $d "envoy-http-upstream-linger-timeout" (toString .) -}}
+{{- end -}}
+{{- include "cilium.config.gateways" (list . $d) -}}
 {{- if $is118 -}}
-{{- $_ := set $d "policy-default-local-cluster" "false" -}}
+{{- $_ := set $d "policy-default-local-cluster" (toString $v.clustermesh.policyDefaultLocalCluster) -}}
 {{- end -}}
 
 {{- /* Kubernetes client */ -}}
@@ -269,6 +409,8 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "hubble-export-denylist" (join " " $export.denyList) -}}
 {{- end -}}
 {{- end -}}
+
+{{- include "cilium.config.options" (list . $d) -}}
 
 {{- /* extraConfig last: the user's word wins */ -}}
 {{- range $key, $value := $v.extraConfig -}}

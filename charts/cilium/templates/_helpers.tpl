@@ -260,3 +260,39 @@ data:
 {{- end -}}
 {{- $value -}}
 {{- end -}}
+
+{{/*
+Fail closed on upstream keys this chart does not model yet (unmodelled-keys.txt): the chart
+would ignore them and a feature the user asked for would silently stay off. Helm drops keys
+set to null, so only keys given a value count.
+*/}}
+{{- define "cilium.failOnUnmodelled" -}}
+{{- $found := list -}}
+{{- range $line := splitList "\n" (.Files.Get "unmodelled-keys.txt") -}}
+{{- $key := trim $line -}}
+{{- if and $key (not (hasPrefix "#" $key)) -}}
+{{- $node := $.Values -}}
+{{- $present := true -}}
+{{- range $part := splitList "." $key -}}
+{{- if and $present (kindIs "map" $node) (hasKey $node $part) -}}
+{{- $node = index $node $part -}}
+{{- else -}}
+{{- $present = false -}}
+{{- end -}}
+{{- end -}}
+{{- if and $present (not (kindIs "invalid" $node)) -}}
+{{- $found = append $found $key -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $found -}}
+{{- fail (printf "these upstream chart keys are not modelled by this chart and would be ignored: %s (remove them, or set the agent options through extraConfig)" (join ", " $found)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when Envoy runs as the cilium-envoy DaemonSet (envoy.enabled, null = yes). */}}
+{{- define "cilium.envoy.daemonset" -}}
+{{- $on := .Values.envoy.enabled -}}
+{{- if kindIs "invalid" $on -}}{{- $on = true -}}{{- end -}}
+{{- and $on .Values.l7Proxy (not .Values.preflight.enabled) -}}
+{{- end -}}

@@ -36,8 +36,15 @@ from ciliumctl.errors import CiliumctlError, ToolMissingError, UsageError
 SOURCE_DATE_EPOCH = 1704067200
 CREATED = "2024-01-01T00:00:00Z"
 
-#: The Python of Debian bookworm, which the project's wheel and dependencies target.
+#: The Python of Debian bookworm (glibc 2.36), which the wheel and dependencies target.
 IMAGE_PYTHON = ("3.11", "cp311", "manylinux_2_36_x86_64")
+#: Every wheel platform tag glibc 2.36 on x86_64 runs (pip does not expand --platform).
+IMAGE_PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+)
 SITE_PACKAGES = "/usr/lib/python3/dist-packages"
 
 #: Paths dpkg leaves out of every Debian base (documentation, manuals, translations).
@@ -93,15 +100,23 @@ def images_dir() -> Path:
     return binaries.cache_dir() / "images"
 
 
-def layout_dir(name: str) -> Path:
-    """Where image ``name``'s OCI layout lives."""
-    return images_dir() / "oci" / name
+#: Layouts kept per image name (the newest ones): variants (e.g. with and without a CA)
+#: are all cache hits, old builds do not pile up.
+KEEP_LAYOUTS = 3
+LAYOUT_MAX_IDLE_S = 86400
+
+
+def layout_dir(name: str, key: str | None = None) -> Path:
+    """Where image ``name``'s OCI layouts live (``key``: the one of that content hash)."""
+    base = images_dir() / "oci" / name
+    return base / key[:16] if key else base
 
 
 @contextlib.contextmanager
 def _lock(what: str) -> Iterator[None]:
-    images_dir().mkdir(parents=True, exist_ok=True)
-    with open(images_dir() / f"{what}.lock", "w") as fh:
+    locks = images_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{what}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -176,6 +191,7 @@ def _base_tar(
     """The Debian base of ``recipe`` as a tarball, built once per key."""
     out = images_dir() / "base" / f"{key}.tar"
     if out.is_file():
+        os.utime(out.with_suffix(".packages"))  # in use: kept by _prune_bases
         return out
     mmdebstrap = _tool("mmdebstrap", "mmdebstrap")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -194,6 +210,7 @@ def _base_tar(
                 "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
                 *[f"--dpkgopt={o}" for o in _DPKG_EXCLUDES],
                 "--customize-hook=rm -f $1/etc/hostname $1/etc/resolv.conf",
+                *[f"--customize-hook={hook}" for hook in recipe.hooks],
                 # the installed package list, kept with the cached base
                 f"--customize-hook=chroot $1 dpkg-query -W > {work / 'packages.txt'}",
                 rc.DEBIAN_SUITE,
@@ -213,7 +230,24 @@ def _base_tar(
                 )
             os.replace(work / "packages.txt", out.with_suffix(".packages"))
             os.replace(work / "base.tar", out)
+    _prune_bases()
     return out
+
+
+#: Debian bases unused for this long are removed when another base is built.
+BASE_MAX_IDLE_DAYS = 7
+
+
+def _prune_bases() -> None:
+    """Remove the cached bases (tarball, package list, packed layout, log) of package lists
+    no recipe has used for :data:`BASE_MAX_IDLE_DAYS`."""
+    cutoff = time.time() - BASE_MAX_IDLE_DAYS * 86400
+    for packages in (images_dir() / "base").glob("*.packages"):
+        if packages.stat().st_mtime >= cutoff:
+            continue
+        for suffix in (".tar", ".log", ".packages"):
+            packages.with_suffix(suffix).unlink(missing_ok=True)
+        shutil.rmtree(packages.with_suffix(".oci"), ignore_errors=True)
 
 
 def _log_tail(text: str, lines: int = 20) -> str:
@@ -414,13 +448,11 @@ def pinned_dependencies(deps: tuple[str, ...] | None) -> dict[str, str]:
 def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root: Path) -> None:
     """pip-install the wheel and the pinned dependencies into the staging tree ``root``."""
     target = root / SITE_PACKAGES.lstrip("/")
-    version, abi, platform = IMAGE_PYTHON
+    version, abi, _ = IMAGE_PYTHON
     args = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile"]
     args += ["--disable-pip-version-check", "--no-warn-script-location", "--only-binary=:all:"]
     args += ["--python-version", version, "--implementation", "cp", "--abi", abi]
-    # pip matches --platform exactly: list every manylinux tag glibc 2.36 (bookworm) runs
-    older = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)]
-    for tag in (platform, *older, "manylinux2014_x86_64"):
+    for tag in IMAGE_PLATFORMS:
         args += ["--platform", tag]
     args += ["--target", str(target), str(wheel)]
     args += [f"{n}=={v}" for n, v in pins.items()]
@@ -431,6 +463,7 @@ def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root:
         direct.unlink()
     for cache in target.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
+    _prune_records(target)
     bindir = root / "usr/local/bin"
     bindir.mkdir(parents=True, exist_ok=True)
     for ep in _console_scripts(target):
@@ -441,6 +474,19 @@ def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root:
             f"#!/usr/bin/python3\nimport sys\nfrom {module} import {func}\nsys.exit({func}())\n"
         )
         script.chmod(0o755)
+
+
+def _prune_records(target: Path) -> None:
+    """Drop the RECORD lines of files removed above (their hashes are host-specific)."""
+    for record in target.glob("*.dist-info/RECORD"):
+        kept = [
+            line
+            for line in record.read_text().splitlines()
+            if line
+            and (target / line.split(",", 1)[0]).resolve().is_relative_to(target.resolve())
+            and (target / line.split(",", 1)[0]).exists()
+        ]
+        record.write_text("".join(f"{line}\n" for line in kept))
 
 
 def _console_scripts(target: Path) -> list[str]:
@@ -565,7 +611,13 @@ def _resolve(
         pins = pinned_dependencies(recipe.python.deps)
         python = (wheel, pins)
         python_key = rc.sha256(
-            rc.canonical({"wheel": rc.file_sha256(wheel), "pins": pins, "py": IMAGE_PYTHON})
+            rc.canonical(
+                {
+                    "wheel": rc.file_sha256(wheel),
+                    "pins": pins,
+                    "py": [*IMAGE_PYTHON, *IMAGE_PLATFORMS],
+                }
+            )
         )
     if sources is None:
         sources = host_apt_sources() if recipe.packages is not None else ()
@@ -649,28 +701,80 @@ def read_layout(layout: Path) -> tuple[str, int]:
     return digest, size
 
 
-def _cached(recipe: rc.Recipe, key: str) -> BuiltImage | None:
-    layout = layout_dir(recipe.name)
+def _load(recipe_name: str, layout: Path, cached: bool) -> BuiltImage | None:
     try:
         meta = json.loads((layout / "ciliumctl-build.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("key") != key or meta.get("tag") != recipe.tag:
-        return None
-    try:
         digest, size = read_layout(layout)
     except (OSError, ValueError, KeyError, IndexError):
         return None
     return BuiltImage(
-        recipe.name,
-        recipe.tag,
+        recipe_name,
+        str(meta.get("tag")),
         digest,
         layout,
-        key,
+        str(meta.get("key", "")),
         size,
-        cached=True,
+        cached=cached,
         packages=dict(meta.get("packages") or {}),
     )
+
+
+def _cached(recipe: rc.Recipe, key: str) -> BuiltImage | None:
+    hit = _load(recipe.name, layout_dir(recipe.name, key), cached=True)
+    if hit is None or hit.key != key or hit.tag != recipe.tag:
+        return None
+    os.utime(hit.layout)  # most recently used: kept by the pruning
+    return hit
+
+
+def _prune(name: str) -> None:
+    """Remove layouts beyond the newest :data:`KEEP_LAYOUTS` that nothing used for a day
+    (several checkouts on one machine share the cache; their variants stay)."""
+    layouts = [p for p in layout_dir(name).iterdir() if p.is_dir() and not p.name.startswith(".")]
+    layouts.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    cutoff = time.time() - LAYOUT_MAX_IDLE_S
+    for old in layouts[KEEP_LAYOUTS:]:
+        if old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _base_layout(umoci: str, base: Path, key: str, progress: Progress) -> Path:
+    """An OCI layout holding only the Debian base layer (tag ``base``), built once per base
+    key: every image on that base starts from hard links to its blobs instead of
+    compressing the same rootfs again."""
+    out = images_dir() / "base" / f"{key}.oci"
+    if (out / "index.json").is_file():
+        return out
+    with _lock(f"base-{key[:16]}"):
+        if (out / "index.json").is_file():
+            return out
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            layout = Path(tmp) / "layout"
+            image = f"{layout}:base"
+            progress("packing the Debian base layer")
+            _run([umoci, "init", "--layout", str(layout)], "umoci init")
+            _run([umoci, "new", "--image", image], "umoci new")
+            _run(
+                [umoci, "raw", "add-layer", "--no-history", "--image", image, str(base)],
+                "umoci raw add-layer (Debian base)",
+            )
+            os.replace(layout, out)
+    return out
+
+
+def _start_layout(umoci: str, base_layout: Path | None, layout: Path, tag: str) -> None:
+    """A fresh layout whose image ``tag`` is the base (blobs hard-linked) or empty."""
+    image = f"{layout}:{tag}"
+    if base_layout is None:
+        _run([umoci, "init", "--layout", str(layout)], "umoci init")
+        _run([umoci, "new", "--image", image], "umoci new")
+        return
+    layout.mkdir()
+    shutil.copytree(base_layout / "blobs", layout / "blobs", copy_function=os.link)
+    for name in ("index.json", "oci-layout"):
+        shutil.copyfile(base_layout / name, layout / name)  # rewritten by umoci: not linked
+    _run([umoci, "tag", "--image", f"{layout}:base", tag], "umoci tag")
+    _run([umoci, "rm", "--image", f"{layout}:base"], "umoci rm")
 
 
 def build_recipe(
@@ -680,27 +784,26 @@ def build_recipe(
     rebuild: bool = False,
     progress: Progress = lambda _: None,
     sources: tuple[tuple[str, str], ...] | None = None,
-    out: Path | None = None,
 ) -> BuiltImage:
     """Build ``recipe`` (or return the cached image with the same content hash).
 
-    ``rebuild`` rebuilds the image layers and layout (the cached Debian base is reused).
-    ``out`` writes the layout elsewhere, uncached (used to compare two builds).
+    ``rebuild`` rebuilds the image's own layer and layout (the cached Debian base is kept).
     """
     started = time.monotonic()
     inputs = _resolve(recipe, args or {}, progress, sources)
     with _lock(f"image-{recipe.name}"):
-        if out is None and not rebuild:
+        if not rebuild:
             hit = _cached(recipe, inputs.key)
             if hit is not None:
                 return hit
         umoci = _tool("umoci", "umoci")
-        base = None
+        base = base_layout = None
         if inputs.base_key is not None:
             base = _base_tar(recipe, inputs.base_key, inputs.sources, progress)
-        target = out or layout_dir(recipe.name)
+            base_layout = _base_layout(umoci, base, inputs.base_key, progress)
+        target = layout_dir(recipe.name, inputs.key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{recipe.name}-") as tmp:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
             work = Path(tmp)
             staging = work / "rootfs"
             staging.mkdir()
@@ -711,23 +814,21 @@ def build_recipe(
             layout = work / "layout"
             image = f"{layout}:{recipe.tag}"
             progress(f"image {recipe.name}: packing the OCI layout")
-            _run([umoci, "init", "--layout", str(layout)], "umoci init")
-            _run([umoci, "new", "--image", image], "umoci new")
-            for tar in [p for p in (base, layer) if p is not None]:
-                _run(
-                    [umoci, "raw", "add-layer", "--no-history", "--image", image, str(tar)],
-                    f"umoci raw add-layer {tar.name}",
-                )
+            _start_layout(umoci, base_layout, layout, recipe.tag)
+            _run(
+                [umoci, "raw", "add-layer", "--no-history", "--image", image, str(layer)],
+                "umoci raw add-layer (the image's own layer)",
+            )
             _run([umoci, "config", "--image", image, *_umoci_config_args(recipe)], "umoci config")
             _run([umoci, "gc", "--layout", str(layout)], "umoci gc")
             packages = _base_packages(base)
             meta = {"key": inputs.key, "tag": recipe.tag, "packages": packages}
             (layout / "ciliumctl-build.json").write_text(json.dumps(meta, indent=2))
             digest, size = read_layout(layout)
-            old = work / "old"
             if target.exists():
-                os.replace(target, old)
+                os.replace(target, work / "old")
             os.replace(layout, target)
+        _prune(recipe.name)
     return BuiltImage(
         recipe.name,
         recipe.tag,
@@ -742,14 +843,17 @@ def build_recipe(
 
 
 def cached_image(recipe: rc.Recipe) -> BuiltImage | None:
-    """The image last built for ``recipe``, without checking it is current."""
-    layout = layout_dir(recipe.name)
-    try:
-        meta = json.loads((layout / "ciliumctl-build.json").read_text())
-        digest, size = read_layout(layout)
-    except (OSError, ValueError, KeyError, IndexError):
+    """The image most recently built or used for ``recipe``, without checking that it is
+    current."""
+    root = layout_dir(recipe.name)
+    if not root.is_dir():
         return None
-    return BuiltImage(recipe.name, str(meta.get("tag")), digest, layout, meta.get("key", ""), size)
+    layouts = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    for layout in sorted(layouts, key=lambda p: p.stat().st_mtime, reverse=True):
+        found = _load(recipe.name, layout, cached=True)
+        if found is not None:
+            return found
+    return None
 
 
 # --------------------------------------------------------------------------- push

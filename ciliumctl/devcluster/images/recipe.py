@@ -80,6 +80,9 @@ class Recipe:
     name: str
     tag: str = "v1"
     packages: tuple[str, ...] | None = None
+    #: mmdebstrap ``--customize-hook`` commands run on the Debian base (``$1`` is its root),
+    #: e.g. ``chroot "$1" ldconfig``; part of the base layer and of its cache key.
+    hooks: tuple[str, ...] = ()
     files: tuple[File, ...] = ()
     symlinks: tuple[Symlink, ...] = ()
     python: Python | None = None
@@ -108,6 +111,8 @@ class Recipe:
                 f"image recipe {self.name}: a Python install needs a Debian base",
                 "list Debian packages (python3 is added automatically)",
             )
+        if self.hooks and self.packages is None:
+            raise UsageError(f"image recipe {self.name}: hooks need a Debian base")
         if self.ca_arg is not None and self.packages is None:
             raise UsageError(f"image recipe {self.name}: a CA bundle needs a Debian base")
 
@@ -162,6 +167,7 @@ def base_key(recipe: Recipe, apt_sources: tuple[tuple[str, str], ...]) -> str | 
         "suite": DEBIAN_SUITE,
         "sources": [list(s) for s in apt_sources],
         "packages": list(recipe.debian_packages),
+        "hooks": list(recipe.hooks),
     }
     return sha256(canonical(doc))
 

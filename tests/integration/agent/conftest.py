@@ -11,6 +11,7 @@ import pytest
 from ciliumctl.devcluster import DevCluster
 from ciliumctl.k8s import Client, ObjectRef
 from ciliumctl.operator.crds import register_missing
+from tests.datapath.conftest import bpffs  # noqa: F401 - the kernel tests' bpffs fixture
 
 
 @pytest.fixture(scope="session")

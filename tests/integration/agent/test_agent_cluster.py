@@ -59,7 +59,7 @@ def running_agent(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"team": "a"}}}
     )
     sock = tmp_path / "cilium.sock"
-    config = AgentConfig.load(None, {"socket-path": str(sock)})
+    config = AgentConfig.load(None, {"socket-path": str(sock), "state-dir": str(tmp_path)})
     dp = RecordingDatapath()
     agent = Agent(config, dp, client, NODE)
     server = serve_api(agent, sock)

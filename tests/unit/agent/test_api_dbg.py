@@ -29,7 +29,9 @@ def _pod(name: str, **labels: str) -> dict[str, Any]:
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[tuple[Agent, str]]:
     sock = tmp_path / "cilium.sock"
-    config = AgentConfig.load(None, {"socket-path": str(sock), "ipam": "cluster-pool"})
+    config = AgentConfig.load(
+        None, {"socket-path": str(sock), "ipam": "cluster-pool", "state-dir": str(tmp_path)}
+    )
     a = Agent(config, RecordingDatapath(), None, "node-a")
     a.allocator._client = MemoryIdentityStore()  # no API server in a unit test
     a.ipam.set_cidrs(["10.0.1.0/29"])
@@ -204,3 +206,33 @@ def test_bugtool_archive_has_real_dbg_output(
         status = tar.extractfile(names["cilium-dbg-status---verbose.md"])
         assert status is not None and b"Controller Status:" in status.read()
         assert "cilium-dbg-endpoint-list--o-json.md" in names
+
+
+def test_restart_restores_endpoints_without_touching_the_datapath(tmp_path: Path) -> None:
+    config = AgentConfig.load(
+        None, {"state-dir": str(tmp_path), "socket-path": str(tmp_path / "s")}
+    )
+    store = MemoryIdentityStore()
+    first = Agent(config, RecordingDatapath(), None, "node-a")
+    first.allocator._client = store
+    first.ipam.set_cidrs(["10.0.1.0/24"])
+    pod = _pod("web", app="web")
+    ns = {"kubernetes.io/metadata.name": "prod"}
+    ep = first.endpoints.add(pod, ns, ifname="lxc1", ipv4="10.0.1.7", container_id="c1")
+    gone = first.endpoints.add(_pod("gone", app="gone"), {}, ifname="lxc2", ipv4="10.0.1.8")
+    # a new agent process: fresh memory, same state directory and pinned datapath
+    dp = RecordingDatapath()
+    second = Agent(config, dp, None, "node-a")
+    second.allocator._client = store
+    restored = second.restore_endpoints()
+    assert {e.id for e in restored} == {ep.id, gone.id}
+    assert dp.endpoints == {}  # programs stay attached: nothing re-created
+    second.pods["prod/web"] = pod  # the watchers' view after sync: "gone" was deleted meanwhile
+    second.ipam.set_cidrs(["10.0.1.0/24"])
+    second.reconcile_restored()
+    again = second.endpoints.get(ep.id)
+    assert again is not None and again.state == "ready" and again.identity == ep.identity
+    assert again.ipv4 == "10.0.1.7" and "10.0.1.7" in second.ipam.status()["allocations"]
+    assert second.endpoints.get(gone.id) is None
+    assert not (tmp_path / "state" / str(gone.id)).exists()
+    assert dp.policies[ep.id] == again.result.policy  # type: ignore[union-attr]

@@ -18,6 +18,8 @@ from tests.unit.agent.fakes import MemoryIdentityStore, RecordingDatapath
 
 
 class RecordingNetlink:
+    GATEWAY4 = "169.254.1.1"
+
     def __init__(self) -> None:
         self.links: dict[str, str] = {}
         self.fail = False
@@ -43,7 +45,10 @@ class RecordingNetlink:
 def node(tmp_path: Path) -> Iterator[tuple[Agent, str]]:
     sock = tmp_path / "cilium.sock"
     agent = Agent(
-        AgentConfig.load(None, {"socket-path": str(sock)}), RecordingDatapath(), None, "n1"
+        AgentConfig.load(None, {"socket-path": str(sock), "state-dir": str(tmp_path)}),
+        RecordingDatapath(),
+        None,
+        "n1",
     )
     agent.allocator._client = MemoryIdentityStore()
     agent.ipam.set_cidrs(["10.0.5.0/30"])  # .1 router, .2 the only pod address
@@ -83,7 +88,7 @@ def test_add_check_del_and_idempotent_del(node: tuple[Agent, str]) -> None:
     net = RecordingNetlink()
     code, result = call(sock, "ADD", "c1", net)
     assert code == 0, result
-    assert result["ips"] == [{"address": "10.0.5.2/32", "gateway": "10.0.5.1", "interface": 1}]
+    assert result["ips"] == [{"address": "10.0.5.2/32", "gateway": "169.254.1.1", "interface": 1}]
     assert result["interfaces"][1] == {
         "name": "eth0",
         "mac": "02:00:00:00:00:01",

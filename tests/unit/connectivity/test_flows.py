@@ -127,3 +127,34 @@ def test_drop_without_a_reason_to_check_accepts_any_drop() -> None:
     expect = spec.expectation(SRC, DST, V4, catalog.ExternalParams())
     assert expect.exit_code == m.EXIT_CURL_TIMEOUT
     assert flows.validate(action(expect), []) == ([], [])
+
+
+def test_parse_the_project_agents_event_shape() -> None:
+    line = json.dumps(
+        {
+            "type": "drop",
+            "reason": "Policy denied",
+            "direction": "INGRESS",
+            "src": "10.0.0.1:41000",
+            "dst": "10.0.1.5:8080",
+            "proto": "TCP",
+            "verdict": "DENIED",
+        }
+    )
+    e = flows.parse_event(line, node="n1", agent="kube-system/cilium-b")
+    assert e is not None
+    assert (e.src_ip, e.dst_ip, e.dst_port, e.direction) == (
+        "10.0.0.1",
+        "10.0.1.5",
+        8080,
+        "ingress",
+    )
+    v6 = flows.parse_event(
+        json.dumps({"type": "policy-verdict", "verdict": "DENIED", "direction": "EGRESS",
+                    "src": "[fd00::1]:5000", "dst": "[fd00::2]:80"}),
+        node="n0",
+        agent="a",
+    )  # fmt: skip
+    assert v6 is not None and (v6.dst_ip, v6.dst_port, v6.direction) == ("fd00::2", 80, "egress")
+    allowed = json.dumps({"type": "policy-verdict", "verdict": "ALLOWED", "src": "1.2.3.4:1"})
+    assert flows.parse_event(allowed, node="n", agent="a") is None

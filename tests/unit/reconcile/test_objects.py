@@ -15,9 +15,13 @@ from ciliumctl.reconcile.objects import (
     desired_hash,
     is_generated,
     is_subset,
+    json_patch,
     mask_secrets,
     normalize,
     parse_pointer,
+    pointer_get,
+    pointer_remove,
+    pointer_set,
     respect_ignored,
     stage_of,
     stage_order,
@@ -71,6 +75,34 @@ def test_pointers() -> None:
     assert parse_pointer("/metadata/annotations/a~1b~0c") == ("metadata", "annotations", "a/b~c")
     with pytest.raises(PointerError):
         parse_pointer("data/x")
+    with pytest.raises(PointerError):
+        parse_pointer("/data/~2")  # RFC 6901 has only ~0 and ~1
+
+
+def test_pointer_get_set_remove() -> None:
+    obj: dict[str, Any] = {"spec": {"ports": [{"port": 80}, {"port": 81}]}, "s": "text"}
+    assert pointer_get(obj, ("spec", "ports", "1", "port")) == (True, 81)
+    for absent in (("spec", "ports", "2"), ("spec", "ports", "-"), ("spec", "ports", "01")):
+        assert pointer_get(obj, absent) == (False, None)
+    assert pointer_get(obj, ("s", "0")) == (False, None)  # strings are not containers
+    pointer_set(obj, ("metadata", "labels", "a/b"), "x")
+    assert obj["metadata"] == {"labels": {"a/b": "x"}}
+    pointer_set(obj, ("spec", "ports", "5"), {})  # out of range: nothing to set
+    pointer_remove(obj, ("spec", "ports", "0"))
+    pointer_remove(obj, ("spec", "missing", "x"))
+    assert obj["spec"] == {"ports": [{"port": 81}]}
+
+
+def test_json_patch_turns_before_into_after_and_masks_secrets() -> None:
+    import jsonpatch
+
+    before = {"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "1", "b": "2"}}
+    after = {"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "1", "c": "3"}}
+    patch = json_patch(before, after)
+    assert jsonpatch.apply_patch(before, patch) == after
+    secret = {"kind": "Secret", "apiVersion": "v1", "data": {"token": "czNjcjN0"}}
+    changed = json_patch(secret, {**secret, "data": {"token": "bmV3"}})
+    assert changed == [{"op": "replace", "path": "/data/token", "value": "*** (after)"}]
 
 
 def test_builtin_rules_cover_hubble_certificates() -> None:

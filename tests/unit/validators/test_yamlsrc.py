@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ciliumctl.validators.yamlsrc import load_documents, split_documents
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ciliumctl.validators import yamlsrc
+from ciliumctl.validators.yamlsrc import Document, load_documents, split_documents
+
+from .corpus import load_cases
+
+CORPUS = [case.path.read_text() for case in load_cases()]
 
 TEXT = """\
 # leading comment
@@ -62,3 +70,53 @@ def test_recursive_alias_is_an_error_not_a_crash() -> None:
 def test_split_keeps_line_numbers() -> None:
     chunks = list(split_documents("a: 1\n---\nb: 2\n"))
     assert [start for start, _ in chunks] == [1, 2]
+
+
+# The libyaml path must give exactly what the pure-Python reference gives: the same
+# documents, data, duplicate keys, errors and the same line for every JSON path.
+YAMLISH = st.text(alphabet="ab:- \n\t#%.{}[]&*!|>'\"?,01\xa0\r~<=", max_size=120)
+
+
+def _both(chunk: str) -> tuple[Document, Document]:
+    fast, pure = Document("f", 0, 3), Document("f", 0, 3)
+    yamlsrc._parse_into(fast, chunk, 3)
+    yamlsrc._parse_pure(pure, chunk, 3)
+    return fast, pure
+
+
+def _same(fast: Document, pure: Document) -> None:
+    assert (fast.empty, fast.error, fast.duplicates) == (pure.empty, pure.error, pure.duplicates)
+    assert repr(fast.data) == repr(pure.data)
+    probes = [(), *pure.lines, ("nowhere",)]
+    assert [fast.line_of(p) for p in probes] == [pure.line_of(p) for p in probes]
+    assert fast.lines == pure.lines
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=YAMLISH)
+def test_fast_parse_equals_the_reference(text: str) -> None:
+    _same(*_both(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=st.integers(min_value=0), cut=st.integers(min_value=0), junk=YAMLISH)
+def test_fast_parse_equals_the_reference_on_mangled_policies(
+    index: int, cut: int, junk: str
+) -> None:
+    text = CORPUS[index % len(CORPUS)]
+    cut %= len(text) + 1
+    for _, chunk in split_documents(text[:cut] + junk[:8] + text[cut:]):
+        _same(*_both(chunk))
+
+
+def test_corpus_parses_on_the_fast_path() -> None:
+    for text in CORPUS:
+        for _, chunk in split_documents(text):
+            fast, pure = _both(chunk)
+            _same(fast, pure)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=st.text(alphabet="-.% #a\n\t\xa0x", max_size=80))
+def test_plain_splitter_equals_the_line_splitter(text: str) -> None:
+    assert list(yamlsrc._split_plain(text)) == list(yamlsrc._split_lines(text))

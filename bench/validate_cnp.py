@@ -1,0 +1,202 @@
+"""`cilium validate cnp` throughput against server-side dry-run create; prints JSON.
+
+10,000 typical policies (an endpoint selector, one ingress rule with fromEndpoints, toPorts
+and HTTP rules, one egress rule with toCIDRSet and except) are validated in one file and,
+as 1,000 files of 10 policies, by the command itself (a process, timed end to end). The
+same 1,000 policies are then created with ``dryRun=All`` against the API server of a dev
+cluster (0 nodes, the chart's CRDs installed), which runs the CRD's structural schema.
+Targets: >= 5,000 policies/s offline and >= 50x the dry run; the schema and rule checks of
+one policy take <= 0.1 ms of CPU (measured in-process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ciliumctl import yamlio
+
+POLICIES = 10_000
+FILES = 1_000
+DRY_RUN_POLICIES = 1_000
+TARGET_PER_S = 5_000
+TARGET_RATIO = 50
+
+
+def policy(i: int) -> dict[str, Any]:
+    """The i-th typical CiliumNetworkPolicy (valid: the validator finds nothing)."""
+    return {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": f"app-{i}", "namespace": f"team-{i % 50}"},
+        "spec": {
+            "endpointSelector": {"matchLabels": {"app": f"app-{i}", "tier": "backend"}},
+            "ingress": [
+                {
+                    "fromEndpoints": [
+                        {
+                            "matchLabels": {
+                                "app": f"client-{i}",
+                                "k8s:io.kubernetes.pod.namespace": f"team-{i % 50}",
+                            }
+                        }
+                    ],
+                    "toPorts": [
+                        {
+                            "ports": [{"port": str(8000 + i % 1000), "protocol": "TCP"}],
+                            "rules": {
+                                "http": [
+                                    {"method": "GET", "path": f"/api/v{i % 3}/items/.*"},
+                                    {"method": "POST", "path": "/api/v1/orders"},
+                                ]
+                            },
+                        }
+                    ],
+                }
+            ],
+            "egress": [
+                {
+                    "toCIDRSet": [
+                        {
+                            "cidr": f"10.{i % 256}.0.0/16",
+                            "except": [f"10.{i % 256}.{i % 250}.0/24"],
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def cilium_validate(paths: list[str], env: dict[str, str]) -> float:
+    """Seconds for one `cilium validate cnp` process over ``paths`` (must find nothing)."""
+    argv = [sys.executable, "-m", "ciliumctl", "validate", "cnp", "-o", "json", *paths]
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"validate cnp exited {done.returncode}: {done.stderr[-2000:]}")
+    summary = json.loads(done.stdout)["summary"]
+    if summary["policies"] != POLICIES or summary["errors"] or summary["warnings"]:
+        raise SystemExit(f"unexpected validation summary: {summary}")
+    return elapsed
+
+
+def checks_ms_per_policy(docs: list[dict[str, Any]]) -> dict[str, float]:
+    """CPU milliseconds per policy of the schema and of the rule checks (best of 3 runs)."""
+    from ciliumctl.validators import policy_model as pm
+    from ciliumctl.validators.policy_rules import check_policy
+
+    def best(run: Any) -> float:
+        times = []
+        for _ in range(3):
+            start = time.process_time()
+            run()
+            times.append(time.process_time() - start)
+        return min(times) * 1000 / len(docs)
+
+    schema = best(lambda: [list(pm.schema_for(d["kind"]).validate(d, ())) for d in docs])
+    rules = best(lambda: [list(check_policy(d, d["kind"], (1, 18))) for d in docs])
+    return {
+        "schema_ms_per_policy": round(schema, 4),
+        "rules_ms_per_policy": round(rules, 4),
+        "checks_ms_per_policy": round(schema + rules, 4),
+        "checks_target_ms": 0.1,
+    }
+
+
+def dry_run_seconds(tmp: Path, docs: list[dict[str, Any]]) -> float:
+    """Seconds to create ``docs`` with dryRun=All on a fresh 0-node dev cluster."""
+    from ciliumctl.devcluster import DevCluster
+    from ciliumctl.k8s import Client
+    from ciliumctl.versions import chart_dir
+
+    cluster = DevCluster("cf-bench", state_dir=tmp / "cluster")
+    cluster.up(0)
+    try:
+        client = Client(str(cluster.kubeconfig_path), cluster.context)
+        crd = chart_dir() / "crds" / "ciliumnetworkpolicies.yaml"
+        client.apply(yamlio.load(crd.read_text()))
+        namespaces = sorted({d["metadata"]["namespace"] for d in docs})
+        for name in namespaces:
+            client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        _wait_served(client)
+        start = time.perf_counter()
+        for doc in docs:
+            client.create(doc, dry_run=True)
+        return time.perf_counter() - start
+    finally:
+        cluster.down()
+
+
+def _wait_served(client: Any) -> None:
+    """Wait (at most 60 s) until the API server serves CiliumNetworkPolicy."""
+    from ciliumctl.k8s.errors import NotFoundError
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.list("cilium.io/v2", "CiliumNetworkPolicy", "team-0")
+            return
+        except NotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def main() -> None:
+    docs = [policy(i) for i in range(POLICIES)]
+    env = dict(os.environ, NO_COLOR="1")
+    with tempfile.TemporaryDirectory(prefix="ciliumctl-bench-cnp-") as name:
+        tmp = Path(name)
+        one = tmp / "all.yaml"
+        one.write_text(yamlio.dump_all(docs))
+        many = tmp / "many"
+        many.mkdir()
+        per_file = POLICIES // FILES
+        for f in range(FILES):
+            chunk = docs[f * per_file : (f + 1) * per_file]
+            (many / f"policies-{f:04d}.yaml").write_text(yamlio.dump_all(chunk))
+        cilium_validate([str(one)], env)  # warm .pyc files and the page cache
+        one_file_s = cilium_validate([str(one)], env)
+        many_files_s = cilium_validate([str(many)], env)
+        checks = checks_ms_per_policy(docs[:2000])
+        dry_s = dry_run_seconds(tmp, docs[:DRY_RUN_POLICIES])
+    one_rate = POLICIES / one_file_s
+    many_rate = POLICIES / many_files_s
+    dry_rate = DRY_RUN_POLICIES / dry_s
+    ratio = min(one_rate, many_rate) / dry_rate
+    print(
+        json.dumps(
+            {
+                "benchmark": "validate_cnp",
+                "policies": POLICIES,
+                "one_file_s": round(one_file_s, 3),
+                "one_file_policies_per_s": round(one_rate),
+                "files": FILES,
+                "many_files_s": round(many_files_s, 3),
+                "many_files_policies_per_s": round(many_rate),
+                "target_policies_per_s": TARGET_PER_S,
+                "rate_ok": min(one_rate, many_rate) >= TARGET_PER_S,
+                **checks,
+                "dry_run_policies": DRY_RUN_POLICIES,
+                "dry_run_s": round(dry_s, 3),
+                "dry_run_policies_per_s": round(dry_rate, 1),
+                "ratio_to_dry_run": round(ratio, 1),
+                "target_ratio": TARGET_RATIO,
+                "ratio_ok": ratio >= TARGET_RATIO,
+                "load_average": os.getloadavg()[0],
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
