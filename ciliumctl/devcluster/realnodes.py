@@ -280,9 +280,11 @@ def record_sysctls(cluster_key: str) -> None:
     """Remember the host sysctls kubelet will change (once per machine) and that this
     cluster uses them."""
     with _sysctl_lock():
-        if not SYSCTL_RECORD.exists():
-            values = {k: netns.read_sysctl(k) for k in (*KUBELET_SYSCTLS, *RAISED_SYSCTLS)}
-            SYSCTL_RECORD.write_text(json.dumps({k: v for k, v in values.items() if v}))
+        values = json.loads(SYSCTL_RECORD.read_text()) if SYSCTL_RECORD.exists() else {}
+        for key in (*KUBELET_SYSCTLS, *RAISED_SYSCTLS):
+            if key not in values and (value := netns.read_sysctl(key)):
+                values[key] = value
+        SYSCTL_RECORD.write_text(json.dumps(values))
         (SYSCTL_USERS / cluster_key).touch()
         for key, floor in RAISED_SYSCTLS.items():
             current = netns.read_sysctl(key)
