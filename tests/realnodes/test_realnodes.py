@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ciliumctl.devcluster import DevCluster, netns, network, realnodes
-from ciliumctl.k8s import Client, ObjectRef
+from ciliumctl.k8s import Client, KubeError, ObjectRef
 
 NS = "rn-test"
 CLIENT_IMAGE = "quay.io/cilium/alpine-curl:v1.10.0"
@@ -304,7 +304,14 @@ def test_kubelet_restart_keeps_pods_running(
     assert after_nodes[0].kubelet_pid != node.kubelet_pid
     assert after_nodes[0].holder_pid == node.holder_pid
     assert real_cluster.status(with_nodes=False).healthy
-    code, out = _exec(real_client, "client-real-node-0", ["true"])
+    deadline = time.monotonic() + 60
+    while True:  # the new kubelet serves exec once it has synced its pods
+        try:
+            code, out = _exec(real_client, "client-real-node-0", ["true"])
+            break
+        except KubeError:
+            assert time.monotonic() < deadline, "exec never worked after the kubelet restart"
+            time.sleep(1)
     assert code == 0, out
     after = {
         p["metadata"]["name"]: p["status"]["containerStatuses"][0]["containerID"]
