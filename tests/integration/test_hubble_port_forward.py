@@ -24,6 +24,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_port_forward(cluster: DevCluster, namespace: str, port: int) -> subprocess.Popen[str]:
+    """`cilium hubble port-forward` in the background, forwarding 127.0.0.1:``port``."""
+    argv = [sys.executable, "-m", "ciliumctl", "--kubeconfig", str(cluster.kubeconfig_path)]
+    return subprocess.Popen(
+        [*argv, "-n", namespace, "hubble", "port-forward", "--port-forward", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
+
+
 def relay_service(namespace: str, selector: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -86,14 +98,7 @@ def test_forward_goes_to_the_endpoint_pod(
         assert time.monotonic() < deadline, "the EndpointSlice never listed the pod as ready"
         time.sleep(0.5)
     port = free_port()
-    argv = [sys.executable, "-m", "ciliumctl", "--kubeconfig", str(dev_cluster.kubeconfig_path)]
-    proc = subprocess.Popen(
-        [*argv, "-n", namespace, "hubble", "port-forward", "--port-forward", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, NO_COLOR="1"),
-    )
+    proc = start_port_forward(dev_cluster, namespace, port)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()

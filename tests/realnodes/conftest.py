@@ -29,7 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     """A dev cluster with 2 real nodes and the bridge CNI, removed afterwards."""
     state = Path(os.environ.get("CILIUMCTL_TEST_STATE_DIR") or tmp_path_factory.mktemp("rn"))
-    cluster = DevCluster("rn-it", state_dir=state / "rn-it")
+    name = os.environ.get("CILIUMCTL_TEST_REAL_CLUSTER", "rn-it")  # e.g. one per engineer
+    cluster = DevCluster(name, state_dir=state / name)
     try:
         cluster.up(0, real_nodes=REAL_NODES, cni="bridge", timeout=300)
         yield cluster

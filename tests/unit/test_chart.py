@@ -958,3 +958,27 @@ def test_clustermesh_certificates_share_the_cilium_ca(helm: str, tmp_path: Path)
     assert "--cluster-name=mesh-a" in api["args"] and "--cluster-id=3" in api["args"]
     svc = find(objs, "Service", "clustermesh-apiserver")
     assert svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 32379
+
+
+def test_ipsec_keys_are_mounted_where_the_agent_reads_them(helm: str, tmp_path: Path) -> None:
+    values: Obj = {"encryption": {"enabled": True, "ipsec": {"secretName": "my-keys"}}}
+    objs = render(helm, values, tmp_path)
+    spec = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "cilium-ipsec-secrets")
+    assert volume["secret"]["secretName"] == "my-keys"
+    mounts = {m["name"]: m["mountPath"] for m in container(spec, "cilium-agent")["volumeMounts"]}
+    data = find(objs, "ConfigMap", "cilium-config")["data"]
+    assert data["ipsec-key-file"] == mounts["cilium-ipsec-secrets"] + "/keys"
+
+
+def test_metrics_services_without_service_monitors(helm: str, tmp_path: Path) -> None:
+    values: Obj = {
+        "prometheus": {"enabled": True, "metricsService": True},
+        "operator": {"prometheus": {"metricsService": True}},
+        "hubble": {"metrics": {"enabled": ["dns"], "serviceAnnotations": {"a": "b"}}},
+    }
+    objs = render(helm, values, tmp_path)
+    assert not [o for o in objs if o["kind"] == "ServiceMonitor"]
+    assert find(objs, "Service", "cilium-agent")["spec"]["ports"][0]["port"] == 9962
+    assert find(objs, "Service", "cilium-operator")["spec"]["ports"][0]["port"] == 9963
+    assert find(objs, "Service", "hubble-metrics")["metadata"]["annotations"]["a"] == "b"
