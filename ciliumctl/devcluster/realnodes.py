@@ -694,8 +694,25 @@ class NodeRunner:
             stop_pid(node.kubelet_pid, "kubelet")
             progress(f"{node.name}: starting kubelet")
             self.start_kubelet(node, labels)
+            self.wait_kubelet_healthy(node)
             started.append("kubelet")
         return started
+
+    def wait_kubelet_healthy(self, node: RealNode, timeout: float = 90.0) -> None:
+        """Wait until the kubelet serves /healthz: a restarted kubelet's Node object still
+        says Ready, so only its own health tells when it serves exec and logs again."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.kubelet_healthy(node):
+                return
+            if not pid_alive(node.kubelet_pid, "kubelet"):
+                break
+            time.sleep(0.2)
+        raise DevClusterError(
+            f"kubelet of {node.name} did not become healthy within {timeout:.0f}s; last lines:\n"
+            f"{log_tail(self._log(node, 'kubelet'))}",
+            "fix the cause shown above, then run `cilium dev-cluster up` again",
+        )
 
 
 def stop_node(node: RealNode, addr: network.Addressing) -> None:

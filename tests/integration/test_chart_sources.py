@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,6 +109,12 @@ def test_upgrade_to_the_bundled_chart_then_back(cluster: DevCluster, kube: Clien
     data = config(kube)
     assert data["chart"] == "upstream-like 1.18.5" and data["debug"] == "true"
     assert "ciliumVersion" not in release_values(cluster)
+    # Helm deleted the cilium-secrets namespace the bundled chart made (the upstream-like chart
+    # has none); the next test's chart creates it again, which fails while it is terminating.
+    deadline = time.monotonic() + 120
+    while kube.get_or_none("v1", "Namespace", "cilium-secrets") is not None:
+        assert time.monotonic() < deadline, "namespace cilium-secrets was never deleted"
+        time.sleep(0.5)
 
 
 def test_upgrade_from_an_oci_repository(cluster: DevCluster, kube: Client, oci_repo: str) -> None:
