@@ -372,16 +372,12 @@ def _sign_pushed(
     built: list[BuiltImage], pushed: list[dict[str, Any]], registry: str, state: Path
 ) -> None:
     """Sign and attest each pushed image in every repository it was pushed to."""
-    from ciliumctl.devcluster import signing
-    from ciliumctl.verify.oci import Reference
+    from ciliumctl.devcluster import images, signing
 
     with err_console().status("[cyan]signing images"):
         for b, p in zip(built, pushed, strict=True):
-            also = []
-            for alias in p["aliases"]:
-                ref = Reference.parse(alias)
-                also.append(f"{registry}/{ref.repository}:{ref.tag or 'latest'}@{b.digest}")
-            done = signing.sign_image(p["reference"], state, layout=b.layout, also=tuple(also))
+            also = images.alias_references(b, registry)
+            done = signing.sign_image(p["reference"], state, layout=b.layout, also=also)
             p["signed"] = done.to_json()
 
 
