@@ -10,7 +10,7 @@ import pytest
 
 from ciliumctl.devcluster import DevCluster, images, runtime_images, signing
 from ciliumctl.k8s import Client
-from tests.integration.verify.test_install_verify_images import run
+from tests.integration.verify.test_install_verify_images import assert_refused, run
 from tests.verify.registry import Registry
 
 pytestmark = pytest.mark.images
@@ -50,12 +50,7 @@ def test_install_deploys_signed_runtime_images(
         "--set", "envoy.enabled=false",
     ]  # fmt: skip
     try:
-        refused = run(dev_cluster, "install", *flags)
-        assert refused.returncode == 1, refused.stdout + refused.stderr
-        assert "image verification failed, nothing was applied" in refused.stderr
-        assert "operator-generic" in refused.stderr
-        assert "verified" not in refused.stdout
-        assert client.get_or_none("apps/v1", "DaemonSet", "cilium", "kube-system") is None
+        assert_refused(run(dev_cluster, "install", *flags), client, "operator-generic")
 
         signing.sign_image(
             operator_ref,
