@@ -274,8 +274,10 @@ def _build_args(values: list[str] | None) -> dict[str, Path]:
 
 
 def _wanted(names: list[str] | None) -> list[str]:
-    from ciliumctl.devcluster import images
+    from ciliumctl.devcluster import images, runtime_images
 
+    if {runtime_images.AGENT, runtime_images.OPERATOR} & set(names or []):
+        runtime_images.register()  # the runtime's images only when asked for by name
     for name in names or []:
         images.get(name)  # a usage error names the known images
     return names or images.names()
@@ -322,6 +324,16 @@ def images_push(
     ],
     names: ImageNamesArg = None,
     build_arg: BuildArgOpt = None,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            "--sign",
+            help="Sign each pushed image with cosign (key pair in the dev cluster's state, "
+            "made once) and attach a syft SPDX SBOM as a cosign attestation.",
+        ),
+    ] = False,
+    name: NameOpt = "dev",
+    state_dir: StateDirOpt = None,
     output: OutputOpt = OutputFormat.TEXT,
 ) -> None:
     """Build (if needed) and push images, also under their upstream aliases."""
@@ -339,6 +351,8 @@ def images_push(
                     "aliases": images.aliases_for(images.get(b.name)),
                 }
             )
+    if sign:
+        _sign_pushed(built, pushed, registry, _cluster(name, state_dir).state_dir)
     if output is not OutputFormat.TEXT:
         emit(pushed, output)
         return
@@ -346,6 +360,25 @@ def images_push(
         console().print(f"[green]✓[/] {p['reference']}")
         for alias in p["aliases"]:
             console().print(f"    also as {alias}")
+        if "signed" in p:
+            s = p["signed"]
+            console().print(
+                f"    signed, SBOM attested ({s['sbomPackages']} packages); "
+                f"verify with --key {s['publicKey']}"
+            )
+
+
+def _sign_pushed(
+    built: list[BuiltImage], pushed: list[dict[str, Any]], registry: str, state: Path
+) -> None:
+    """Sign and attest each pushed image in every repository it was pushed to."""
+    from ciliumctl.devcluster import images, signing
+
+    with err_console().status("[cyan]signing images"):
+        for b, p in zip(built, pushed, strict=True):
+            also = images.alias_references(b, registry)
+            done = signing.sign_image(p["reference"], state, layout=b.layout, also=also)
+            p["signed"] = done.to_json()
 
 
 @images_app.command("list")

@@ -53,6 +53,7 @@ __all__ = [
     "Python",
     "Recipe",
     "Symlink",
+    "alias_references",
     "aliases_for",
     "build",
     "cached",
@@ -97,6 +98,16 @@ def push(built: BuiltImage, registry_hostport: str) -> str:
         ref = Reference.parse(upstream)
         extra.append((ref.repository, ref.tag or "latest"))
     return push_layout(built, registry_hostport, extra_tags=extra)
+
+
+def alias_references(built: BuiltImage, registry_hostport: str) -> tuple[str, ...]:
+    """The pinned references :func:`push` also pushed ``built`` under (its upstream aliases'
+    repositories and tags in the same registry)."""
+    out = []
+    for upstream in aliases_for(get(built.name)):
+        ref = Reference.parse(upstream)
+        out.append(f"{registry_hostport}/{ref.repository}:{ref.tag or 'latest'}@{built.digest}")
+    return tuple(out)
 
 
 def cached(name: str) -> BuiltImage | None:

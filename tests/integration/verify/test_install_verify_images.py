@@ -32,6 +32,16 @@ def run(dev_cluster: DevCluster, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def assert_refused(proc: subprocess.CompletedProcess[str], client: Client, image: str) -> None:
+    """The install stopped at image verification (naming ``image``) with nothing applied."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "image verification failed, nothing was applied" in proc.stderr
+    assert image in proc.stderr
+    assert "verified" not in proc.stdout
+    assert client.get_or_none("apps/v1", "DaemonSet", "cilium", "kube-system") is None
+    assert client.list("v1", "Secret", "kube-system", label_selector="owner=helm,name=cilium") == []
+
+
 def test_install_verifies_images_before_applying(  # type: ignore[no-untyped-def]
     dev_cluster: DevCluster, client: Client, registry: Registry, sign, keys: Keys
 ) -> None:
@@ -57,16 +67,7 @@ def test_install_verifies_images_before_applying(  # type: ignore[no-untyped-def
         "envoy.enabled=false",
     ]
     try:
-        refused = run(dev_cluster, "install", *flags)
-        assert refused.returncode == 1, refused.stdout + refused.stderr
-        assert "image verification failed, nothing was applied" in refused.stderr
-        assert "operator-generic" in refused.stderr
-        assert "verified" not in refused.stdout
-        assert client.get_or_none("apps/v1", "DaemonSet", "cilium", "kube-system") is None
-        assert (
-            client.list("v1", "Secret", "kube-system", label_selector="owner=helm,name=cilium")
-            == []
-        )
+        assert_refused(run(dev_cluster, "install", *flags), client, "operator-generic")
 
         other_key = run(
             dev_cluster,
