@@ -232,11 +232,13 @@ CLUSTER_IMAGES = ("pause", "kube-proxy", "cluster-dns", "client", "echo", "dns-t
 def _publish_images(registry: Component, progress: Progress) -> None:
     """Build (cached by content) and push the cluster's images to its registry, under their
     own and their upstream names (which the nodes' mirrors resolve)."""
-    from ciliumctl.devcluster import images
+    from ciliumctl.devcluster import images, runtime_images
 
+    runtime_images.register()
     host = f"127.0.0.1:{registry.port}"
     ca = {images.WORLD_CA: world.ca_cert()}
-    for name in CLUSTER_IMAGES:
+    # the runtime's own images too: `cilium install` deploys them on real nodes
+    for name in (*CLUSTER_IMAGES, runtime_images.AGENT, runtime_images.OPERATOR):
         recipe = images.get(name)
         progress(f"image {name}: build (cached) and push")
         built = images.build(
