@@ -82,6 +82,7 @@ bench: venv binaries
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/validate_cnp.py
+	$(BIN)/python bench/realnodes.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

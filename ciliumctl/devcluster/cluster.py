@@ -446,6 +446,11 @@ class DevCluster:
         if nodes < 0 or nodes > 1000:
             raise DevClusterError(f"--nodes {nodes} is out of range", "use 0 to 1000 nodes")
         state = self._load_state()
+        if (cni != "none" or kube_proxy) and not real_nodes and not state.get("network"):
+            raise DevClusterError(
+                "--cni and --kube-proxy apply to real nodes, and this cluster has none",
+                "add --real-nodes N",
+            )
         if real_nodes or state.get("network"):
             from ciliumctl.devcluster import realcluster
 

@@ -169,6 +169,13 @@ def allocate(cluster: str, state_dir: Path, recorded: int | None = None) -> Addr
             with contextlib.suppress(OSError, ValueError):
                 owners[int(entry.stem)] = json.loads(entry.read_text())
         mine = {"cluster": cluster, "state_dir": str(state_dir)}
+        for owner in owners.values():  # namespaces are named after the cluster
+            other = owner.get("state_dir", "")
+            if owner.get("cluster") == cluster and other != str(state_dir) and Path(other).exists():
+                raise DevClusterError(
+                    f"a dev cluster named {cluster!r} with real nodes already runs from {other}",
+                    "give this one another --name (names are unique per machine)",
+                )
         if recorded is not None:
             addr = Addressing(cluster, recorded)
             owner = owners.get(recorded)

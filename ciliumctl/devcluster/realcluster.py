@@ -234,19 +234,23 @@ CLUSTER_IMAGES = ("pause", "kube-proxy", "cluster-dns", "client", "echo", "dns-t
 def _publish_images(registry: Component, progress: Progress) -> None:
     """Build (cached by content) and push the cluster's images to its registry, under their
     own and their upstream names (which the nodes' mirrors resolve)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ciliumctl.devcluster import images, runtime_images
 
     runtime_images.register()
     host = f"127.0.0.1:{registry.port}"
     ca = {images.WORLD_CA: world.ca_cert()}
+    built = []
     # the runtime's own images too: `cilium install` deploys them on real nodes
     for name in (*CLUSTER_IMAGES, runtime_images.AGENT, runtime_images.OPERATOR):
         recipe = images.get(name)
-        progress(f"image {name}: build (cached) and push")
-        built = images.build(
-            name, args=ca if recipe.ca_arg == images.WORLD_CA else None, progress=progress
-        )
-        images.push(built, host)
+        progress(f"image {name}: build (cached)")
+        args = ca if recipe.ca_arg == images.WORLD_CA else None
+        built.append(images.build(name, args=args, progress=progress))
+    progress(f"pushing {len(built)} images to the cluster's registry")
+    with ThreadPoolExecutor(max_workers=3) as pool:  # a fresh registry gets every blob
+        list(pool.map(lambda image: images.push(image, host), built))
 
 
 def _apply_addons(

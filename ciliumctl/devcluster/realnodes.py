@@ -57,6 +57,9 @@ KUBELET_SYSCTLS = (
     "kernel.keys.root_maxkeys",
     "kernel.keys.root_maxbytes",
 )
+#: host limits raised while real nodes run (kubelet, cAdvisor and containerd each take inotify
+#: instances; the default of 128 per user runs out with a few nodes), restored like the above
+RAISED_SYSCTLS = {"fs.inotify.max_user_instances": 8192, "fs.inotify.max_user_watches": 524288}
 SYSCTL_RECORD = Path("/run/ciliumctl/host-sysctls.json")
 SYSCTL_USERS = Path("/run/ciliumctl/real-node-clusters")
 #: host paths that are per node (node path -> directory name under the node's state)
@@ -277,10 +280,16 @@ def record_sysctls(cluster_key: str) -> None:
     """Remember the host sysctls kubelet will change (once per machine) and that this
     cluster uses them."""
     with _sysctl_lock():
-        if not SYSCTL_RECORD.exists():
-            values = {k: netns.read_sysctl(k) for k in KUBELET_SYSCTLS}
-            SYSCTL_RECORD.write_text(json.dumps({k: v for k, v in values.items() if v}))
+        values = json.loads(SYSCTL_RECORD.read_text()) if SYSCTL_RECORD.exists() else {}
+        for key in (*KUBELET_SYSCTLS, *RAISED_SYSCTLS):
+            if key not in values and (value := netns.read_sysctl(key)):
+                values[key] = value
+        SYSCTL_RECORD.write_text(json.dumps(values))
         (SYSCTL_USERS / cluster_key).touch()
+        for key, floor in RAISED_SYSCTLS.items():
+            current = netns.read_sysctl(key)
+            if current.isdigit() and int(current) < floor:
+                netns.write_sysctl(key, str(floor))
 
 
 def restore_sysctls(cluster_key: str) -> dict[str, str]:

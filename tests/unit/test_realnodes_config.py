@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+from pathlib import Path
 
-from ciliumctl.devcluster import addons, network, realnodes
+import pytest
+
+from ciliumctl.devcluster import DevCluster, DevClusterError, addons, network, realnodes
 
 
 def test_addresses_are_per_cluster_and_inside_their_pools() -> None:
@@ -83,3 +86,14 @@ def test_bridge_conflist_allocates_from_the_pod_cidr() -> None:
     bridge = conf["plugins"][0]
     assert bridge["type"] == "bridge" and bridge["ipMasq"] is False
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24"}]]
+
+
+def test_real_node_flags_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    cluster = DevCluster("rn-unit", tmp_path / "state")
+    with pytest.raises(DevClusterError, match="--cni"):
+        cluster.up(0, real_nodes=1, cni="flannel")
+    with pytest.raises(DevClusterError, match="apply to real nodes"):
+        cluster.up(0, cni="bridge")
+    with pytest.raises(DevClusterError, match="--real-nodes 99"):
+        cluster.up(0, real_nodes=99)
+    assert not cluster.exists()
