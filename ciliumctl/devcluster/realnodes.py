@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from ciliumctl.devcluster import netns, network
+from ciliumctl.devcluster import cgexec, netns, network
 from ciliumctl.devcluster.cluster import DevClusterError, log_tail
 
 #: every real node carries this label (kwok nodes do not)
@@ -164,6 +164,17 @@ def pid_alive(pid: int, hint: str) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z" and hint.encode() in cmdline
 
 
+def describe_pid(pid: int) -> str:
+    """What ``pid`` is doing, for an error message: the program it runs and its state."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip() or "-"
+    except (OSError, IndexError):
+        return f"pid {pid} has exited"
+    return f"pid {pid} runs {argv0}, state {state}, waiting in {wchan}"
+
+
 def _reap(proc_pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(proc_pid, os.WNOHANG)
@@ -185,13 +196,7 @@ def stop_pid(pid: int, hint: str, grace: float = 5.0) -> None:
 # ---------------------------------------------------------------------------- cgroups
 def cgroup_mounts() -> list[Path]:
     """Every cgroup (v1 and v2) hierarchy mounted on the host."""
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        fstype = right.split()[0] if right else ""
-        if fstype in ("cgroup", "cgroup2"):
-            found.append(Path(left.split()[4]))
-    return found
+    return [Path(m) for m in cgexec.cgroup_mounts()]
 
 
 def cgroup_create(root: str) -> None:
@@ -203,14 +208,9 @@ def cgroup_create(root: str) -> None:
             for knob in ("cpuset.cpus", "cpuset.mems"):
                 if (path / knob).exists() and not (path / knob).read_text().strip():
                     (path / knob).write_text((path.parent / knob).read_text())
-
-
-def cgroup_join(root: str, pid: int) -> None:
-    """Move ``pid`` into ``root/system`` in every hierarchy."""
-    for mount in cgroup_mounts():
-        procs = mount / root / "system" / "cgroup.procs"
-        with contextlib.suppress(OSError):
-            procs.write_text(str(pid))
+            freezer = path / "freezer.state"  # a cgroup left frozen would stop every joiner
+            if freezer.exists() and freezer.read_text().strip() != "THAWED":
+                freezer.write_text("THAWED")
 
 
 def cgroup_pids(root: str) -> set[int]:
@@ -489,21 +489,18 @@ class NodeRunner:
     @staticmethod
     def _popen(argv: list[str], log: Path, cgroup: str) -> subprocess.Popen[bytes]:
         """Start ``argv`` in its own session, already inside the node's cgroups (so its
-        children, pods and shims included, are found and stopped through them)."""
-
-        def join() -> None:
-            cgroup_join(cgroup, os.getpid())
-
+        children, pods and shims included, are found and stopped through them); the cgroup
+        is joined by :mod:`ciliumctl.devcluster.cgexec` before it execs ``argv``."""
+        wrapper = [sys.executable, "-I", "-S", str(Path(__file__).with_name("cgexec.py"))]
         with open(log, "ab") as fh:
             fh.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
             fh.flush()
             return subprocess.Popen(
-                argv,
+                [*wrapper, cgroup, "--", *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=join,  # only writes cgroup.procs before exec
             )
 
     def start_holder(self, node: RealNode) -> None:
@@ -588,7 +585,8 @@ class NodeRunner:
                 break
             time.sleep(0.1)
         raise DevClusterError(
-            f"containerd of {node.name} did not start; last lines:\n"
+            f"containerd of {node.name} did not start ({describe_pid(node.containerd_pid)});"
+            " last lines:\n"
             f"{log_tail(self._log(node, 'containerd'))}",
             "fix the cause shown above, then run `cilium dev-cluster up` again",
         )
@@ -709,7 +707,8 @@ class NodeRunner:
                 break
             time.sleep(0.2)
         raise DevClusterError(
-            f"kubelet of {node.name} did not become healthy within {timeout:.0f}s; last lines:\n"
+            f"kubelet of {node.name} did not become healthy within {timeout:.0f}s"
+            f" ({describe_pid(node.kubelet_pid)}); last lines:\n"
             f"{log_tail(self._log(node, 'kubelet'))}",
             "fix the cause shown above, then run `cilium dev-cluster up` again",
         )
