@@ -311,7 +311,7 @@ def values(
     """
     from ciliumctl.helm.values import merge
     from ciliumctl.install import releases
-    from ciliumctl.install.install import chart_defaults, unmodelled_keys
+    from ciliumctl.install.install import chart_defaults, unmodelled_defaults, unmodelled_keys
     from ciliumctl.validators.values import check_values
 
     user = common.user_values(values_files, set_, set_string, None)
@@ -325,6 +325,7 @@ def values(
         target_version=target,
         from_version=source,
         unmodelled=unmodelled_keys(chart),
+        unmodelled_defaults=unmodelled_defaults(chart),
         effective=merge(defaults, user),
     )
     if output is not OutputFormat.TEXT:

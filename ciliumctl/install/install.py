@@ -202,16 +202,33 @@ def fetch_chart(helm: HelmPuller, repository: str, version: str, directory: Path
     return chart
 
 
-def unmodelled_keys(chart: Path) -> set[str]:
-    """Upstream chart keys that this chart does not model: setting one is an error."""
+def unmodelled_lines(chart: Path) -> dict[str, str]:
+    """``key -> reason`` of unmodelled-keys.txt (lines ``key  # reason``; ``#`` lines are
+    comments)."""
     path = chart / "unmodelled-keys.txt"
     if not path.exists():
-        return set()
-    return {
-        line.strip()
-        for line in path.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
+        return {}
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, _, reason = line.partition("#")
+        if key.strip():
+            out[key.strip()] = reason.strip()
+    return out
+
+
+def unmodelled_keys(chart: Path) -> set[str]:
+    """Upstream chart keys that this chart does not model: setting one is an error."""
+    return set(unmodelled_lines(chart))
+
+
+def unmodelled_defaults(chart: Path) -> dict[str, Any]:
+    """Upstream 1.18's defaults of unmodelled keys (unmodelled-defaults.yaml): setting a key
+    to exactly its upstream default changes nothing upstream renders, so it is accepted."""
+    path = chart / "unmodelled-defaults.yaml"
+    if not path.exists():
+        return {}
+    loaded = yamlio.load(path.read_text()) or {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def check_user_values(
@@ -229,6 +246,7 @@ def check_user_values(
         target_version=target_version,
         from_version=from_version,
         unmodelled=unmodelled_keys(chart),
+        unmodelled_defaults=unmodelled_defaults(chart),
         effective=effective,
     )
     if any(f.severity == "error" for f in findings):

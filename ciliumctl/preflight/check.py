@@ -19,7 +19,13 @@ from ciliumctl.errors import CiliumctlError
 from ciliumctl.helm.values import merge
 from ciliumctl.install import releases
 from ciliumctl.install.detect import detect
-from ciliumctl.install.install import HelmLike, Target, chart_defaults, unmodelled_keys
+from ciliumctl.install.install import (
+    HelmLike,
+    Target,
+    chart_defaults,
+    unmodelled_defaults,
+    unmodelled_keys,
+)
 
 Progress = Callable[[str], None]
 NAME = "cilium-pre-flight-check"
@@ -165,6 +171,7 @@ def check(
             target_version=norm,
             from_version=installed,
             unmodelled=unmodelled_keys(target.chart),
+            unmodelled_defaults=unmodelled_defaults(target.chart),
             effective=merge(chart_defaults(target.chart), current_values),
         ):
             text = f"values {value_finding.key}: {value_finding.message}" + (

@@ -101,9 +101,15 @@ def check_values(
     target_version: str,
     from_version: str | None = None,
     unmodelled: set[str] | None = None,
+    unmodelled_defaults: dict[str, Any] | None = None,
     effective: dict[str, Any] | None = None,
 ) -> list[ValueFinding]:
-    """Check ``values`` (the user's, not merged with defaults) for ``target_version``."""
+    """Check ``values`` (the user's, not merged with defaults) for ``target_version``.
+
+    A key under ``unmodelled`` is an error unless (on the 1.18 line) it is set to exactly
+    upstream's default from ``unmodelled_defaults``: then upstream renders what this chart
+    renders and nothing is ignored.
+    """
     findings: list[ValueFinding] = []
     flat_defaults = flatten(chart_defaults)
     known = set(flat_defaults)
@@ -113,6 +119,8 @@ def check_values(
     open_maps = _open_maps(chart_defaults)
     unmodelled = unmodelled or set()
     target = _minor(target_version)
+    # The recorded defaults are upstream 1.18's; other lines may differ, so only 1.18 accepts.
+    flat_unmodelled_defaults = flatten(unmodelled_defaults or {}) if target == (1, 18) else {}
     start = _minor(from_version) if from_version else (target[0], target[1] - 1)
     removed: dict[str, dict[str, Any]] = {}
     minor_of: dict[str, str] = {}
@@ -165,6 +173,8 @@ def check_values(
             continue
         top_unmodelled = _match_rule(path, dict.fromkeys(unmodelled, 0))
         if top_unmodelled is not None:
+            if _is_upstream_default(path, user_keys[path], flat_unmodelled_defaults):
+                continue
             if top_unmodelled not in reported:
                 findings.append(
                     ValueFinding(
@@ -211,6 +221,19 @@ def _minor_text(minor: tuple[int, int]) -> str:
 
 def _yaml(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _is_upstream_default(path: str, value: Any, defaults: dict[str, Any]) -> bool:
+    """True when ``value`` at ``path`` is exactly upstream's recorded default (numbers
+    compare by value: a YAML 1 and a --set 1.0 are the same default)."""
+    if path not in defaults:
+        return False
+    default = defaults[path]
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default) and value == default
+    if isinstance(value, (int, float)) and isinstance(default, (int, float)):
+        return float(value) == float(default)
+    return type(value) is type(default) and bool(value == default)
 
 
 def _match_rule(path: str, rules: dict[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $ipam := $v.ipam.mode | default "cluster-pool" -}}
 {{- $routing := $v.routingMode | default "tunnel" -}}
 {{- $envoyDS := eq (include "cilium.envoy.daemonset" .) "true" -}}
+{{- $chaining := include "cilium.cni.chainingMode" . -}}
 {{- $d := dict -}}
 
 {{- /* Identities and the operator's garbage collection */ -}}
@@ -91,10 +92,34 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "cluster-pool-ipv6-mask-size" (toString $v.ipam.operator.clusterPoolIPv6MaskSize) -}}
 {{- end -}}
 {{- end -}}
-{{- if $v.eni.enabled -}}
+{{- with $v.ipam.multiPoolPreAllocation -}}
+{{- $_ := set $d "ipam-multi-pool-pre-allocation" (toString .) -}}
+{{- end -}}
+{{- if $v.ipam.installUplinkRoutesForDelegatedIPAM -}}
+{{- $_ := set $d "install-uplink-routes-for-delegated-ipam" "true" -}}
+{{- end -}}
+{{- with $v.ipam.operator.externalAPILimitBurstSize -}}
+{{- $_ := set $d "limit-ipam-api-burst" (toString .) -}}
+{{- end -}}
+{{- with $v.ipam.operator.externalAPILimitQPS -}}
+{{- $_ := set $d "limit-ipam-api-qps" (toString .) -}}
+{{- end -}}
+{{- $eni := $v.eni -}}
+{{- if $eni.enabled -}}
 {{- $_ := set $d "enable-endpoint-routes" "true" -}}
 {{- $_ := set $d "auto-create-cilium-node-resource" "true" -}}
+{{- if $eni.awsReleaseExcessIPs -}}{{- $_ := set $d "aws-release-excess-ips" "true" -}}{{- end -}}
+{{- if $eni.awsEnablePrefixDelegation -}}{{- $_ := set $d "aws-enable-prefix-delegation" "true" -}}{{- end -}}
+{{- $_ := set $d "ec2-api-endpoint" (toString $eni.ec2APIEndpoint) -}}
+{{- $_ := set $d "eni-tags" (toRawJson ($eni.eniTags | default dict)) -}}
+{{- with $eni.subnetIDsFilter -}}{{- $_ := set $d "subnet-ids-filter" (join " " .) -}}{{- end -}}
+{{- with $eni.subnetTagsFilter -}}{{- $_ := set $d "subnet-tags-filter" (join "," .) -}}{{- end -}}
+{{- with $eni.instanceTagsFilter -}}{{- $_ := set $d "instance-tags-filter" (join "," .) -}}{{- end -}}
 {{- end -}}
+{{- with $eni.gcInterval -}}
+{{- $_ := set $d "eni-gc-interval" (include "cilium.duration" (list "eni.gcInterval" .)) -}}
+{{- end -}}
+{{- with $eni.gcTags -}}{{- $_ := set $d "eni-gc-tags" (toRawJson .) -}}{{- end -}}
 
 {{- /* Cluster */ -}}
 {{- if not (regexMatch "^([a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?)$" (toString $v.cluster.name)) -}}
@@ -175,6 +200,11 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "encrypt-node" "true" -}}
 {{- end -}}
 {{- end -}}
+{{- if $enc.strictMode.enabled -}}
+{{- $_ := set $d "enable-encryption-strict-mode" "true" -}}
+{{- $_ := set $d "encryption-strict-mode-cidr" (toString $enc.strictMode.cidr) -}}
+{{- $_ := set $d "encryption-strict-mode-allow-remote-node-identities" (toString $enc.strictMode.allowRemoteNodeIdentities) -}}
+{{- end -}}
 {{- if $v.MTU -}}
 {{- $_ := set $d "mtu" (toString (int $v.MTU)) -}}
 {{- end -}}
@@ -197,6 +227,7 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- with $lb.mode -}}{{- $_ := set $d "bpf-lb-mode" . -}}{{- end -}}
 {{- with $lb.dsrDispatch -}}{{- $_ := set $d "bpf-lb-dsr-dispatch" . -}}{{- end -}}
 {{- if $lb.serviceTopology -}}{{- $_ := set $d "enable-service-topology" "true" -}}{{- end -}}
+{{- if $lb.standalone -}}{{- $_ := set $d "bpf-lb-only" "true" -}}{{- end -}}
 {{- $_ := set $d "bpf-lb-external-clusterip" (toString $v.bpf.lbExternalClusterIP) -}}
 {{- $_ := set $d "bpf-lb-source-range-all-types" (toString $v.bpf.lbSourceRangeAllTypes) -}}
 {{- $_ := set $d "bpf-lb-algorithm-annotation" (toString $v.bpf.lbAlgorithmAnnotation) -}}
@@ -270,6 +301,26 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- if $v.cni.uninstall -}}
 {{- $_ := set $d "cni-uninstall" "true" -}}
 {{- end -}}
+{{- if $v.cni.configMap -}}
+{{- $_ := set $d "read-cni-conf" (printf "%s/%s" $v.cni.confFileMountPath $v.cni.configMapKey) -}}
+{{- if $v.cni.customConf -}}
+{{- /* A CNI configuration from a ConfigMap is still written with customConf (pre-1.14 usage). */ -}}
+{{- $_ := set $d "write-cni-conf-when-ready" (printf "%s/05-cilium.conflist" $v.cni.hostConfDirMountPath) -}}
+{{- end -}}
+{{- end -}}
+{{- if ne $chaining "none" -}}
+{{- $_ := set $d "cni-chaining-mode" $chaining -}}
+{{- if ne $chaining "portmap" -}}
+{{- /* The chained plugin routes to the pods: no PodCIDR route to cilium_host. */ -}}
+{{- $_ := set $d "enable-local-node-route" "false" -}}
+{{- end -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $v.cni.chainingTarget) -}}
+{{- $_ := set $d "cni-chaining-target" (toString $v.cni.chainingTarget) -}}
+{{- end -}}
+{{- if $v.cni.enableRouteMTUForCNIChaining -}}
+{{- $_ := set $d "enable-route-mtu-for-cni-chaining" "true" -}}
+{{- end -}}
 
 {{- /* Policy and proxies */ -}}
 {{- $_ := set $d "enable-l7-proxy" (toString $v.l7Proxy) -}}
@@ -283,11 +334,12 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- $_ := set $d "enable-k8s-networkpolicy" (toString $v.k8sNetworkPolicy.enabled) -}}
 {{- $_ := set $d "enable-non-default-deny-policies" (toString $v.enableNonDefaultDenyPolicies) -}}
 {{- $_ := set $d "enable-well-known-identities" (toString $v.wellKnownIdentities.enabled) -}}
-{{- $_ := set $d "enable-endpoint-health-checking" (toString $v.endpointHealthChecking.enabled) -}}
+{{- /* Endpoint health checks need Cilium's own pod routing: off when chained, except portmap. */ -}}
+{{- $_ := set $d "enable-endpoint-health-checking" (toString (and $v.endpointHealthChecking.enabled (has $chaining (list "none" "portmap")))) -}}
 {{- $_ := set $d "enable-health-checking" (toString $v.healthChecking) -}}
 {{- $_ := set $d "health-check-icmp-failure-threshold" (toString $v.healthCheckICMPFailureThreshold) -}}
 {{- $_ := set $d "enable-xt-socket-fallback" (toString $v.enableXTSocketFallback) -}}
-{{- $_ := set $d "install-no-conntrack-iptables-rules" (toString $v.installNoConntrackIptablesRules) -}}
+{{- $_ := set $d "install-no-conntrack-iptables-rules" (toString (and $v.installNoConntrackIptablesRules (not $v.eni.enabled) (eq $chaining "none"))) -}}
 {{- $_ := set $d "synchronize-k8s-nodes" (toString $v.synchronizeK8sNodes) -}}
 {{- $_ := set $d "enable-source-ip-verification" (toString $v.daemon.enableSourceIPVerification) -}}
 {{- $_ := set $d "enable-node-selector-labels" (toString $v.nodeSelectorLabels) -}}
@@ -297,7 +349,12 @@ includes this template's checksum, so keep every input of cilium-config in here.
 
 {{- /* FQDN policies: the DNS proxy */ -}}
 {{- $dns := $v.dnsProxy -}}
-{{- $_ := set $d "dnsproxy-enable-transparent-mode" (toString (kindIs "invalid" $dns.enableTransparentMode | ternary true $dns.enableTransparentMode)) -}}
+{{- if not (kindIs "invalid" $dns.enableTransparentMode) -}}
+{{- $_ := set $d "dnsproxy-enable-transparent-mode" (toString $dns.enableTransparentMode) -}}
+{{- else if eq $chaining "none" -}}
+{{- /* Transparent mode is the default only when Cilium is not chained. */ -}}
+{{- $_ := set $d "dnsproxy-enable-transparent-mode" "true" -}}
+{{- end -}}
 {{- $_ := set $d "dnsproxy-socket-linger-timeout" (toString $dns.socketLingerTimeout) -}}
 {{- $_ := set $d "tofqdns-dns-reject-response-code" (toString $dns.dnsRejectResponseCode) -}}
 {{- $_ := set $d "tofqdns-enable-dns-compression" (toString $dns.enableDnsCompression) -}}
@@ -309,6 +366,12 @@ includes this template's checksum, so keep every input of cilium-config in here.
 {{- with $dns.minTtl -}}{{- $_ := set $d "tofqdns-min-ttl" (toString .) -}}{{- end -}}
 {{- with $dns.proxyPort -}}{{- $_ := set $d "tofqdns-proxy-port" (toString .) -}}{{- end -}}
 {{- with $dns.preCache -}}{{- $_ := set $d "tofqdns-pre-cache" . -}}{{- end -}}
+
+{{- /* L2 announcements of pod IPs */ -}}
+{{- if $v.l2podAnnouncements.enabled -}}
+{{- $_ := set $d "enable-l2-pod-announcements" "true" -}}
+{{- $_ := set $d "l2-pod-announcements-interface" (toString $v.l2podAnnouncements.interface) -}}
+{{- end -}}
 
 {{- /* Mutual authentication */ -}}
 {{- $auth := $v.authentication -}}

@@ -37,6 +37,9 @@ default cilium-config stays upstream's). Arguments: (list $ <config dict>).
 {{- end -}}
 {{- if not (kindIs "invalid" $v.bpf.hostLegacyRouting) -}}
 {{- $_ := set $d "enable-host-legacy-routing" (toString $v.bpf.hostLegacyRouting) -}}
+{{- else if ne (include "cilium.cni.chainingMode" $ctx) "none" -}}
+{{- /* Chained: the other plugin owns connectivity, so BPF host routing falls back. */ -}}
+{{- $_ := set $d "enable-host-legacy-routing" "true" -}}
 {{- end -}}
 {{- if not (kindIs "invalid" $v.bpf.tproxy) -}}
 {{- $_ := set $d "enable-bpf-tproxy" (toString $v.bpf.tproxy) -}}

@@ -262,31 +262,100 @@ data:
 {{- end -}}
 
 {{/*
-Fail closed on upstream keys this chart does not model yet (unmodelled-keys.txt): the chart
-would ignore them and a feature the user asked for would silently stay off. Helm drops keys
-set to null, so only keys given a value count.
+Fail closed on upstream keys this chart does not model yet (unmodelled-keys.txt, lines
+"key  # reason"): the chart would ignore them and a feature the user asked for would silently
+stay off. Helm drops keys set to null, so only keys given a value count. On the 1.18 line a key
+set to exactly upstream's default (unmodelled-defaults.yaml) is accepted: upstream then renders
+what this chart renders, so nothing is ignored.
 */}}
 {{- define "cilium.failOnUnmodelled" -}}
 {{- $found := list -}}
+{{- $defaults := dict -}}
+{{- if eq (include "cilium.is118" .) "true" -}}
+{{- $defaults = .Files.Get "unmodelled-defaults.yaml" | fromYaml | default dict -}}
+{{- end -}}
 {{- range $line := splitList "\n" (.Files.Get "unmodelled-keys.txt") -}}
-{{- $key := trim $line -}}
-{{- if and $key (not (hasPrefix "#" $key)) -}}
+{{- $key := trim (first (splitList "#" $line)) -}}
+{{- if $key -}}
 {{- $node := $.Values -}}
+{{- $default := $defaults -}}
+{{- $hasDefault := true -}}
 {{- $present := true -}}
 {{- range $part := splitList "." $key -}}
 {{- if and $present (kindIs "map" $node) (hasKey $node $part) -}}
 {{- $node = index $node $part -}}
+{{- if and $hasDefault (kindIs "map" $default) (hasKey $default $part) -}}
+{{- $default = index $default $part -}}
+{{- else -}}
+{{- $hasDefault = false -}}
+{{- end -}}
 {{- else -}}
 {{- $present = false -}}
 {{- end -}}
 {{- end -}}
 {{- if and $present (not (kindIs "invalid" $node)) -}}
+{{- if not (and $hasDefault (include "cilium.unmodelled.isDefault" (list $node $default))) -}}
 {{- $found = append $found $key -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- if $found -}}
 {{- fail (printf "these upstream chart keys are not modelled by this chart and would be ignored: %s (remove them, or set the agent options through extraConfig)" (join ", " $found)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when every value the user gave under an unmodelled key equals upstream's default at
+the same path. Arguments: (list <user value> <upstream default>).
+*/}}
+{{- define "cilium.unmodelled.isDefault" -}}
+{{- $node := index . 0 -}}
+{{- $default := index . 1 -}}
+{{- if kindIs "map" $node -}}
+{{- $same := kindIs "map" $default -}}
+{{- if $same -}}
+{{- range $k, $v := $node -}}
+{{- if and $same (not (kindIs "invalid" $v)) -}}
+{{- if not (and (hasKey $default $k) (include "cilium.unmodelled.isDefault" (list $v (index $default $k)))) -}}
+{{- $same = false -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $same -}}true{{- end -}}
+{{- else if eq (toJson $node) (toJson $default) -}}
+{{- print "true" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A pod's topologySpreadConstraints: each constraint without a labelSelector selects the pods of
+its own workload. Arguments: (list <constraints> <the workload's selector labels>).
+*/}}
+{{- define "cilium.topologySpreadConstraints" -}}
+{{- $out := list -}}
+{{- range $c := index . 0 -}}
+{{- if not $c.labelSelector -}}
+{{- $c = merge (dict "labelSelector" (dict "matchLabels" (index $ 1))) $c -}}
+{{- end -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- with $out -}}
+topologySpreadConstraints:
+{{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/* The CNI chaining mode: cni.chainingMode, else generic-veth when cni.chainingTarget is set,
+else "none". */}}
+{{- define "cilium.cni.chainingMode" -}}
+{{- if not (kindIs "invalid" .Values.cni.chainingMode) -}}
+{{- .Values.cni.chainingMode -}}
+{{- else if not (kindIs "invalid" .Values.cni.chainingTarget) -}}
+generic-veth
+{{- else -}}
+none
 {{- end -}}
 {{- end -}}
 

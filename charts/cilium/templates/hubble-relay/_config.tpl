@@ -7,6 +7,15 @@ peer-service: "hubble-peer.{{ include "cilium.namespace" . }}.svc.{{ .Values.hub
 listen-address: "{{ $relay.listenHost }}:{{ $relay.listenPort }}"
 gops: {{ $relay.gops.enabled }}
 gops-port: {{ $relay.gops.port | quote }}
+{{- with $relay.retryTimeout }}
+retry-timeout: {{ . }}
+{{- end }}
+{{- with $relay.sortBufferLenMax }}
+sort-buffer-len-max: {{ . }}
+{{- end }}
+{{- with $relay.sortBufferDrainTimeout }}
+sort-buffer-drain-timeout: {{ . }}
+{{- end }}
 {{- if $relay.prometheus.enabled }}
 metrics-listen-address: ":{{ $relay.prometheus.port }}"
 {{- end }}

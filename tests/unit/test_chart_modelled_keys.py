@@ -1,0 +1,573 @@
+"""Upstream values keys that charts/cilium models (once listed in unmodelled-keys.txt), and the
+rules for the keys still listed there, rendered by the real helm binary.
+
+For each modelled key: a non-default value drives the cilium-config key (or object field) it
+drives upstream, and upstream's default value renders exactly upstream's default
+cilium-config (the facts in tests/data/upstream-chart/). For the keys left unmodelled: every
+line gives a reason, a value equal to upstream's recorded default is accepted (nothing is
+ignored: upstream renders what this chart renders) and any other value is refused with the
+key named, by the chart and by the cilium CLI's values check alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ciliumctl.helm.values import flatten
+from ciliumctl.install.install import unmodelled_defaults, unmodelled_keys, unmodelled_lines
+from ciliumctl.validators.values import check_values
+from tests.unit.test_chart import (
+    CHART,
+    ROOT,
+    Obj,
+    RenderError,
+    config_of,
+    container,
+    find,
+    helm,
+    render,
+)
+
+__all__ = ["helm"]  # the module-scoped fixture, shared with test_chart
+
+UPSTREAM = json.loads((ROOT / "tests/data/upstream-chart/1.18.5-renders.json").read_text())
+UPSTREAM_DEFAULT_CONFIG = {
+    k: v for k, v in UPSTREAM["default"]["cilium_config"].items() if k != "cluster-name"
+}
+ENI = {"eni": {"enabled": True}, "ipam": {"mode": "eni"}, "routingMode": "native"}
+
+
+def nested(path: str, value: Any) -> Obj:
+    out: Obj = {}
+    node = out
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return out
+
+
+def merged(*parts: Obj) -> Obj:
+    out: Obj = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merged(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+# (key, upstream 1.18 default, values setting it otherwise, cilium-config it must render)
+CONFIG_KEYS: list[tuple[str, Any, Obj, dict[str, str | None]]] = [
+    (
+        "l2podAnnouncements.enabled",
+        False,
+        {"l2podAnnouncements": {"enabled": True}},
+        {"enable-l2-pod-announcements": "true", "l2-pod-announcements-interface": "eth0"},
+    ),
+    (
+        "l2podAnnouncements.interface",
+        "eth0",
+        {"l2podAnnouncements": {"enabled": True, "interface": "bond0"}},
+        {"l2-pod-announcements-interface": "bond0"},
+    ),
+    (
+        "cni.chainingMode",
+        None,
+        {"cni": {"chainingMode": "aws-cni"}},
+        {
+            "cni-chaining-mode": "aws-cni",
+            "enable-local-node-route": "false",
+            "enable-host-legacy-routing": "true",
+            "enable-endpoint-health-checking": "false",
+            "install-no-conntrack-iptables-rules": "false",
+            "dnsproxy-enable-transparent-mode": None,  # transparent only when not chained
+            "cni-chaining-target": None,
+        },
+    ),
+    (
+        "cni.chainingTarget",
+        None,
+        {"cni": {"chainingTarget": "my-net"}},
+        {
+            "cni-chaining-target": "my-net",
+            "cni-chaining-mode": "generic-veth",  # a target alone implies generic-veth
+            "enable-local-node-route": "false",
+        },
+    ),
+    (
+        "cni.enableRouteMTUForCNIChaining",
+        False,
+        {"cni": {"chainingMode": "generic-veth", "enableRouteMTUForCNIChaining": True}},
+        {"enable-route-mtu-for-cni-chaining": "true"},
+    ),
+    (
+        "cni.configMap",
+        "",
+        {"cni": {"configMap": "cni-configuration"}},
+        {
+            "read-cni-conf": "/tmp/cni-configuration/cni-config",
+            "write-cni-conf-when-ready": "/host/etc/cni/net.d/05-cilium.conflist",
+        },
+    ),
+    (
+        "cni.configMapKey",
+        "cni-config",
+        {"cni": {"configMap": "cm", "configMapKey": "10-chained.conflist"}},
+        {"read-cni-conf": "/tmp/cni-configuration/10-chained.conflist"},
+    ),
+    (
+        "cni.confFileMountPath",
+        "/tmp/cni-configuration",
+        {"cni": {"configMap": "cm", "confFileMountPath": "/etc/cni-src"}},
+        {"read-cni-conf": "/etc/cni-src/cni-config"},
+    ),
+    (
+        "eni.awsReleaseExcessIPs",
+        False,
+        merged(ENI, {"eni": {"awsReleaseExcessIPs": True}}),
+        {"aws-release-excess-ips": "true", "ec2-api-endpoint": "", "eni-tags": "{}"},
+    ),
+    (
+        "eni.awsEnablePrefixDelegation",
+        False,
+        merged(ENI, {"eni": {"awsEnablePrefixDelegation": True}}),
+        {"aws-enable-prefix-delegation": "true", "aws-release-excess-ips": None},
+    ),
+    (
+        "eni.ec2APIEndpoint",
+        "",
+        merged(ENI, {"eni": {"ec2APIEndpoint": "ec2.eu-west-1.amazonaws.com"}}),
+        {"ec2-api-endpoint": "ec2.eu-west-1.amazonaws.com"},
+    ),
+    (
+        "eni.eniTags",
+        {},
+        merged(ENI, {"eni": {"eniTags": {"team": "net", "env": "prod"}}}),
+        {"eni-tags": '{"env":"prod","team":"net"}'},
+    ),
+    (
+        "eni.gcInterval",
+        "",
+        merged(ENI, {"eni": {"gcInterval": "10m"}}),
+        {"eni-gc-interval": "10m"},
+    ),
+    (
+        "eni.gcTags",
+        {},
+        merged(ENI, {"eni": {"gcTags": {"io.cilium/cilium-managed": "true"}}}),
+        {"eni-gc-tags": '{"io.cilium/cilium-managed":"true"}'},
+    ),
+    (
+        "eni.subnetIDsFilter",
+        [],
+        merged(ENI, {"eni": {"subnetIDsFilter": ["subnet-1", "subnet-2"]}}),
+        {"subnet-ids-filter": "subnet-1 subnet-2"},
+    ),
+    (
+        "eni.subnetTagsFilter",
+        [],
+        merged(ENI, {"eni": {"subnetTagsFilter": ["a=1", "b=2"]}}),
+        {"subnet-tags-filter": "a=1,b=2"},
+    ),
+    (
+        "eni.instanceTagsFilter",
+        [],
+        merged(ENI, {"eni": {"instanceTagsFilter": ["role=worker"]}}),
+        {"instance-tags-filter": "role=worker"},
+    ),
+    (
+        "ipam.multiPoolPreAllocation",
+        "",
+        {"ipam": {"multiPoolPreAllocation": "default=8"}},
+        {"ipam-multi-pool-pre-allocation": "default=8"},
+    ),
+    (
+        "ipam.installUplinkRoutesForDelegatedIPAM",
+        False,
+        {"ipam": {"installUplinkRoutesForDelegatedIPAM": True}},
+        {"install-uplink-routes-for-delegated-ipam": "true"},
+    ),
+    (
+        "ipam.operator.externalAPILimitBurstSize",
+        None,
+        {"ipam": {"operator": {"externalAPILimitBurstSize": 40}}},
+        {"limit-ipam-api-burst": "40"},
+    ),
+    (
+        "ipam.operator.externalAPILimitQPS",
+        None,
+        {"ipam": {"operator": {"externalAPILimitQPS": "8.5"}}},  # as --set delivers it
+        {"limit-ipam-api-qps": "8.5"},
+    ),
+    (
+        "loadBalancer.standalone",
+        False,
+        {"loadBalancer": {"standalone": True}},
+        {"bpf-lb-only": "true"},
+    ),
+    (
+        "encryption.strictMode",
+        {"enabled": False, "cidr": "", "allowRemoteNodeIdentities": False},
+        {
+            "encryption": {
+                "enabled": True,
+                "type": "wireguard",
+                "strictMode": {
+                    "enabled": True,
+                    "cidr": "10.0.0.0/8",
+                    "allowRemoteNodeIdentities": True,
+                },
+            }
+        },
+        {
+            "enable-encryption-strict-mode": "true",
+            "encryption-strict-mode-cidr": "10.0.0.0/8",
+            "encryption-strict-mode-allow-remote-node-identities": "true",
+            "enable-wireguard": "true",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "default", "values", "expected"), CONFIG_KEYS, ids=[c[0] for c in CONFIG_KEYS]
+)
+def test_modelled_key_drives_cilium_config(
+    helm: str, tmp_path: Path, key: str, default: Any, values: Obj, expected: dict[str, Any]
+) -> None:
+    assert key not in unmodelled_keys(CHART)
+    data = config_of(helm, values, tmp_path)
+    assert {k: data.get(k) for k in expected} == expected
+    # Upstream's default value renders upstream's default cilium-config, whole.
+    at_default = config_of(helm, nested(key, default), tmp_path)
+    assert {k: v for k, v in at_default.items() if k != "cluster-name"} == UPSTREAM_DEFAULT_CONFIG
+
+
+def test_portmap_chaining_keeps_health_checks_and_the_node_route(helm: str, tmp_path: Path) -> None:
+    data = config_of(helm, {"cni": {"chainingMode": "portmap"}}, tmp_path)
+    assert data["cni-chaining-mode"] == "portmap"
+    assert "enable-local-node-route" not in data
+    assert data["enable-endpoint-health-checking"] == "true"
+    # An explicit setting still wins over the chaining defaults.
+    data = config_of(
+        helm,
+        {
+            "cni": {"chainingMode": "aws-cni"},
+            "bpf": {"hostLegacyRouting": False},
+            "dnsProxy": {"enableTransparentMode": True},
+        },
+        tmp_path,
+    )
+    assert data["enable-host-legacy-routing"] == "false"
+    assert data["dnsproxy-enable-transparent-mode"] == "true"
+
+
+def test_eni_mode_renders_upstreams_eni_keys_only_in_eni_mode(helm: str, tmp_path: Path) -> None:
+    data = config_of(helm, merged(ENI, {"eni": {"subnetIDsFilter": ["s-1"]}}), tmp_path)
+    assert data["ec2-api-endpoint"] == "" and data["eni-tags"] == "{}"
+    assert data["subnet-ids-filter"] == "s-1"
+    off = config_of(helm, {"eni": {"subnetIDsFilter": ["s-1"], "ec2APIEndpoint": "x"}}, tmp_path)
+    assert not {"ec2-api-endpoint", "eni-tags", "subnet-ids-filter"} & off.keys()
+
+
+def test_cni_config_map_is_mounted_where_read_cni_conf_points(helm: str, tmp_path: Path) -> None:
+    values = {"cni": {"configMap": "chained-cni", "confFileMountPath": "/etc/cni-src"}}
+    objs = render(helm, values, tmp_path)
+    spec = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "cni-configuration")
+    assert volume["configMap"] == {"name": "chained-cni"}
+    mounts = container(spec, "cilium-agent")["volumeMounts"]
+    mount = next(m for m in mounts if m["name"] == "cni-configuration")
+    assert mount == {"name": "cni-configuration", "mountPath": "/etc/cni-src", "readOnly": True}
+    config = find(objs, "ConfigMap", "cilium-config")["data"]
+    assert config["read-cni-conf"] == "/etc/cni-src/cni-config"
+    default = find(render(helm, {"cni": {"configMap": ""}}, tmp_path), "DaemonSet", "cilium")
+    volumes = default["spec"]["template"]["spec"]["volumes"]
+    assert all(v["name"] != "cni-configuration" for v in volumes)
+
+
+def test_operator_dns_policy(helm: str, tmp_path: Path) -> None:
+    def dns_policy(values: Obj) -> Any:
+        dep = find(render(helm, values, tmp_path), "Deployment", "cilium-operator")
+        return dep["spec"]["template"]["spec"].get("dnsPolicy")
+
+    assert dns_policy({"operator": {"dnsPolicy": "ClusterFirstWithHostNet"}}) == (
+        "ClusterFirstWithHostNet"
+    )
+    assert dns_policy({"operator": {"dnsPolicy": ""}}) is None  # upstream's default: unset
+    assert dns_policy({}) is None
+
+
+def test_relay_sort_buffer_and_retry_options(helm: str, tmp_path: Path) -> None:
+    def relay_config(extra: Obj) -> Obj:
+        values = {"hubble": {"relay": {"enabled": True, **extra}}}
+        cm = find(render(helm, values, tmp_path), "ConfigMap", "hubble-relay-config")
+        loaded: Obj = yaml.safe_load(cm["data"]["config.yaml"])
+        return loaded
+
+    cfg = relay_config(
+        {"retryTimeout": "30s", "sortBufferLenMax": 200, "sortBufferDrainTimeout": "2s"}
+    )
+    assert cfg["retry-timeout"] == "30s"
+    assert cfg["sort-buffer-len-max"] == 200
+    assert cfg["sort-buffer-drain-timeout"] == "2s"
+    default = relay_config({"retryTimeout": None, "sortBufferLenMax": None})
+    assert not {"retry-timeout", "sort-buffer-len-max", "sort-buffer-drain-timeout"} & set(default)
+
+
+# ---------------------------------------------------------------------------------------
+# The keys left unmodelled
+
+
+def test_every_unmodelled_key_has_a_written_reason() -> None:
+    lines = [
+        line
+        for line in (CHART / "unmodelled-keys.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for line in lines:
+        key, sep, reason = line.partition("  # ")
+        assert sep and key == key.strip() and " " not in key, f"not 'key  # reason': {line!r}"
+        assert len(reason.strip()) >= 10, f"{key}: no written reason"
+    reasons = unmodelled_lines(CHART)
+    assert len(reasons) == len(lines) and all(reasons.values())
+    assert reasons["azure"].startswith("cloud IPAM for AKS")
+
+
+def test_unmodelled_defaults_are_only_for_unmodelled_keys() -> None:
+    keys = unmodelled_keys(CHART)
+    for path in flatten(unmodelled_defaults(CHART)):
+        parts = path.split(".")
+        assert any(".".join(parts[:i]) in keys for i in range(1, len(parts) + 1)), path
+
+
+def _defaults_of_listed_keys() -> list[tuple[str, Any]]:
+    """Each unmodelled key with the part of upstream's recorded default under it."""
+    defaults = unmodelled_defaults(CHART)
+    out = []
+    for key in sorted(unmodelled_keys(CHART)):
+        node: Any = defaults
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            out.append((key, node))
+    return out
+
+
+def test_chart_accepts_unmodelled_keys_at_upstreams_default(helm: str, tmp_path: Path) -> None:
+    """Every recorded default at once: the chart renders, and what it renders is upstream's
+    default cilium-config."""
+    listed = _defaults_of_listed_keys()
+    assert len(listed) > 60
+    values: Obj = {}
+    for key, default in listed:
+        values = merged(values, nested(key, default))
+    data = config_of(helm, values, tmp_path)
+    assert {k: v for k, v in data.items() if k != "cluster-name"} == UPSTREAM_DEFAULT_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"waitForKubeProxy": True}, "waitForKubeProxy"),
+        ({"preflight": {"validateCNPs": False}}, "preflight.validateCNPs"),  # false over true
+        ({"etcd": {"enabled": False, "endpoints": ["https://etcd:2379"]}}, "etcd"),
+        ({"hubble": {"ui": {"ingress": {"enabled": False, "extra": 1}}}}, "hubble.ui.ingress"),
+        ({"azure": {"enabled": False, "resourceGroup": "rg"}}, "azure"),  # no recorded default
+        ({"underlayProtocol": "ipv4"}, "underlayProtocol"),  # nothing recorded at all
+    ],
+)
+def test_chart_refuses_unmodelled_keys_off_upstreams_default(
+    helm: str, tmp_path: Path, values: Obj, key: str
+) -> None:
+    with pytest.raises(RenderError, match="not modelled by this chart") as err:
+        render(helm, values, tmp_path)
+    assert f"would be ignored: {key} (" in str(err.value)
+
+
+def test_chart_1_17_line_refuses_even_upstream_1_18_defaults(helm: str, tmp_path: Path) -> None:
+    """The recorded defaults are 1.18's: on the 1.17 line nothing unmodelled is accepted."""
+    with pytest.raises(RenderError, match=r"would be ignored: waitForKubeProxy \("):
+        render(helm, {"ciliumVersion": "1.17.11", "waitForKubeProxy": False}, tmp_path)
+    assert find(render(helm, {"waitForKubeProxy": False}, tmp_path), "DaemonSet", "cilium")
+
+
+def _errors(values: Obj, target: str = "1.18.5") -> list[str]:
+    findings = check_values(
+        values,
+        {"debug": {"enabled": False}},
+        target_version=target,
+        unmodelled=unmodelled_keys(CHART),
+        unmodelled_defaults=unmodelled_defaults(CHART),
+    )
+    return [f.key for f in findings if f.severity == "error"]
+
+
+def test_values_check_accepts_upstream_defaults_and_names_other_values() -> None:
+    listed = _defaults_of_listed_keys()
+    values: Obj = {}
+    for key, default in listed:
+        values = merged(values, nested(key, default))
+    assert _errors(values) == []
+    assert _errors({"ipam": {"operator": {"autoCreateCiliumPodIPPools": {}}}}) == []
+    assert _errors({"authentication": {"mutual": {"port": 4250.0}}}) == []  # a number is a number
+    assert _errors({"waitForKubeProxy": True}) == ["waitForKubeProxy"]
+    assert _errors({"preflight": {"validateCNPs": False}}) == ["preflight.validateCNPs"]
+    assert _errors({"keepDeprecatedLabels": 0}) == ["keepDeprecatedLabels"]  # 0 is not false
+    assert _errors({"hubble": {"ui": {"ingress": {"hosts": ["x.example"]}}}}) == [
+        "hubble.ui.ingress"
+    ]
+    assert _errors({"waitForKubeProxy": False}, target="1.17.11") == ["waitForKubeProxy"]
+
+
+def _cilium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "ciliumctl", "--kubeconfig", str(tmp / "none"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_cli_values_check_default_accepted_other_value_refused(tmp_path: Path) -> None:
+    ok = _cilium(tmp_path, "validate", "values", "--set", "waitForKubeProxy=false")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = _cilium(tmp_path, "install", "--dry-run", "--set", "waitForKubeProxy=true")
+    assert bad.returncode == 1
+    assert "waitForKubeProxy: waitForKubeProxy is an upstream chart key" in bad.stderr
+
+
+TSC_WORKLOADS = [
+    ("operator", {}, "cilium-operator", {"io.cilium/app": "operator", "name": "cilium-operator"}),
+    ("hubble.relay", {"hubble": {"relay": {"enabled": True}}}, "hubble-relay", None),
+    (
+        "hubble.ui",
+        {"hubble": {"relay": {"enabled": True}, "ui": {"enabled": True}}},
+        "hubble-ui",
+        None,
+    ),
+    (
+        "clustermesh.apiserver",
+        {"cluster": {"name": "c1", "id": 7}, "clustermesh": {"useAPIServer": True}},
+        "clustermesh-apiserver",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "base", "deployment", "selector"), TSC_WORKLOADS, ids=[w[0] for w in TSC_WORKLOADS]
+)
+def test_topology_spread_constraints_select_their_own_pods(
+    helm: str, tmp_path: Path, prefix: str, base: Obj, deployment: str, selector: Obj | None
+) -> None:
+    key = f"{prefix}.topologySpreadConstraints"
+    assert key not in unmodelled_keys(CHART)
+    zone = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone"}
+    own = {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "labelSelector": {"a": "b"}}
+    objs = render(helm, merged(base, nested(key, [zone, own])), tmp_path)
+    dep = find(objs, "Deployment", deployment)
+    want = selector or dep["spec"]["selector"]["matchLabels"]
+    assert dep["spec"]["template"]["spec"]["topologySpreadConstraints"] == [
+        {**zone, "labelSelector": {"matchLabels": want}},
+        own,
+    ]
+    default = find(render(helm, merged(base, nested(key, [])), tmp_path), "Deployment", deployment)
+    assert "topologySpreadConstraints" not in default["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "deployment", "container_name"),
+    [
+        ("hubble.relay", "hubble-relay", "hubble-relay"),
+        ("hubble.ui.backend", "hubble-ui", "backend"),
+        ("hubble.ui.frontend", "hubble-ui", "frontend"),
+    ],
+)
+def test_extra_volumes_and_mounts(
+    helm: str, tmp_path: Path, prefix: str, deployment: str, container_name: str
+) -> None:
+    base = {"hubble": {"relay": {"enabled": True}, "ui": {"enabled": True}}}
+    extra = {
+        "extraVolumes": [{"name": "extra", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "extra", "mountPath": "/extra", "readOnly": True}],
+    }
+    objs = render(helm, merged(base, nested(prefix, extra)), tmp_path)
+    spec = find(objs, "Deployment", deployment)["spec"]["template"]["spec"]
+    assert {"name": "extra", "emptyDir": {}} in spec["volumes"]
+    mounts = container(spec, container_name).get("volumeMounts", [])
+    assert {"name": "extra", "mountPath": "/extra", "readOnly": True} in mounts
+    others = [c for c in spec["containers"] if c["name"] != container_name]
+    assert all(m["name"] != "extra" for c in others for m in c.get("volumeMounts", []))
+    empty = {"extraVolumes": [], "extraVolumeMounts": []}
+    default = find(
+        render(helm, merged(base, nested(prefix, empty)), tmp_path), "Deployment", deployment
+    )
+    plain = find(render(helm, base, tmp_path), "Deployment", deployment)
+    assert default["spec"]["template"]["spec"] == plain["spec"]["template"]["spec"]
+
+
+def test_operator_pdb_unhealthy_pod_eviction_policy(helm: str, tmp_path: Path) -> None:
+    assert "operator.podDisruptionBudget.unhealthyPodEvictionPolicy" not in unmodelled_keys(CHART)
+
+    def pdb_spec(extra: Obj) -> Obj:
+        values = {"operator": {"podDisruptionBudget": {"enabled": True, **extra}}}
+        spec: Obj = find(render(helm, values, tmp_path), "PodDisruptionBudget", "cilium-operator")[
+            "spec"
+        ]
+        return spec
+
+    assert pdb_spec({"unhealthyPodEvictionPolicy": "AlwaysAllow"})[
+        "unhealthyPodEvictionPolicy"
+    ] == ("AlwaysAllow")
+    assert "unhealthyPodEvictionPolicy" not in pdb_spec({"unhealthyPodEvictionPolicy": None})
+
+
+def test_clustermesh_apiserver_service_fields(helm: str, tmp_path: Path) -> None:
+    for key in ("enableSessionAffinity", "loadBalancerClass", "loadBalancerIP"):
+        assert f"clustermesh.apiserver.service.{key}" not in unmodelled_keys(CHART)
+    base = {"cluster": {"name": "c1", "id": 7}, "clustermesh": {"useAPIServer": True}}
+
+    def svc_spec(apiserver: Obj) -> Obj:
+        values = merged(base, {"clustermesh": {"apiserver": apiserver}})
+        spec: Obj = find(render(helm, values, tmp_path), "Service", "clustermesh-apiserver")["spec"]
+        return spec
+
+    lb = svc_spec(
+        {
+            "service": {
+                "type": "LoadBalancer",
+                "loadBalancerClass": "io.cilium/bgp",
+                "loadBalancerIP": "192.0.2.10",
+                "loadBalancerSourceRanges": ["198.51.100.0/24"],
+            }
+        }
+    )
+    assert lb["loadBalancerClass"] == "io.cilium/bgp"
+    assert lb["loadBalancerIP"] == "192.0.2.10"
+    assert lb["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+    # The load-balancer fields belong to LoadBalancer Services only.
+    node_port = svc_spec({"service": {"loadBalancerIP": "192.0.2.10"}})
+    assert "loadBalancerIP" not in node_port
+    # Session affinity: HAOnly (upstream's default) with one replica is none, with two ClientIP.
+    assert "sessionAffinity" not in svc_spec({"service": {"enableSessionAffinity": "HAOnly"}})
+    assert svc_spec({"replicas": 2})["sessionAffinity"] == "ClientIP"
+    assert svc_spec({"service": {"enableSessionAffinity": "Always"}})["sessionAffinity"] == (
+        "ClientIP"
+    )
+    never = {"replicas": 2, "service": {"enableSessionAffinity": "Never"}}
+    assert "sessionAffinity" not in svc_spec(never)
+    with pytest.raises(RenderError, match="enableSessionAffinity must be HAOnly"):
+        svc_spec({"service": {"enableSessionAffinity": "Sometimes"}})
