@@ -571,3 +571,81 @@ def test_clustermesh_apiserver_service_fields(helm: str, tmp_path: Path) -> None
     assert "sessionAffinity" not in svc_spec(never)
     with pytest.raises(RenderError, match="enableSessionAffinity must be HAOnly"):
         svc_spec({"service": {"enableSessionAffinity": "Sometimes"}})
+
+
+def test_hubble_ui_labels_and_service_metadata(helm: str, tmp_path: Path) -> None:
+    for key in ("hubble.ui.labels", "hubble.ui.service.annotations", "hubble.ui.service.labels"):
+        assert key not in unmodelled_keys(CHART)
+    base = {"hubble": {"relay": {"enabled": True}, "ui": {"enabled": True}}}
+    ui = {"labels": {"team": "obs"}, "service": {"annotations": {"a": "1"}, "labels": {"b": "2"}}}
+    objs = render(helm, merged(base, {"hubble": {"ui": ui}}), tmp_path)
+    dep = find(objs, "Deployment", "hubble-ui")
+    assert dep["metadata"]["labels"]["team"] == "obs"
+    assert "team" not in dep["spec"]["template"]["metadata"]["labels"]  # the object, not pods
+    svc = find(objs, "Service", "hubble-ui")
+    assert svc["metadata"]["annotations"] == {"a": "1"}
+    assert svc["metadata"]["labels"]["b"] == "2"
+    assert svc["metadata"]["labels"]["k8s-app"] == "hubble-ui"
+    plain = find(render(helm, base, tmp_path), "Service", "hubble-ui")
+    empty = {"labels": {}, "service": {"annotations": {}, "labels": {}}}
+    at_default = find(
+        render(helm, merged(base, {"hubble": {"ui": empty}}), tmp_path), "Service", "hubble-ui"
+    )
+    assert at_default == plain and "annotations" not in plain["metadata"]
+
+
+def test_secrets_namespace_annotations(helm: str, tmp_path: Path) -> None:
+    assert "secretsNamespaceAnnotations" not in unmodelled_keys(CHART)
+    objs = render(helm, {"secretsNamespaceAnnotations": {"owner": "net"}}, tmp_path)
+    assert find(objs, "Namespace", "cilium-secrets")["metadata"]["annotations"] == {"owner": "net"}
+    plain = find(
+        render(helm, {"secretsNamespaceAnnotations": {}}, tmp_path), "Namespace", "cilium-secrets"
+    )
+    assert "annotations" not in plain["metadata"]
+
+
+NODE_AFFINITY = {
+    "requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}]}
+        ]
+    }
+}
+
+
+def test_preflight_pod_metadata_affinity_and_update_strategy(helm: str, tmp_path: Path) -> None:
+    for key in ("affinity", "updateStrategy", "podAnnotations", "podLabels"):
+        assert f"preflight.{key}" not in unmodelled_keys(CHART)
+    base = {"preflight": {"enabled": True}}
+    ds = find(render(helm, base, tmp_path), "DaemonSet", "cilium-pre-flight-check")
+    # Upstream's defaults: next to the agent pods, rolling updates.
+    assert ds["spec"]["updateStrategy"] == {"type": "RollingUpdate"}
+    assert ds["spec"]["template"]["spec"]["affinity"] == {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {"k8s-app": "cilium"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+    preflight = {
+        "enabled": True,
+        "podAnnotations": {"a": "1"},
+        "podLabels": {"team": "net"},
+        "updateStrategy": {"type": "OnDelete"},
+        # helm merges maps with the defaults: null removes upstream's podAffinity.
+        "affinity": {"podAffinity": None, "nodeAffinity": NODE_AFFINITY},
+    }
+    objs = render(helm, {"preflight": preflight}, tmp_path)
+    ds = find(objs, "DaemonSet", "cilium-pre-flight-check")
+    dep = find(objs, "Deployment", "cilium-pre-flight-check")
+    assert ds["spec"]["updateStrategy"] == {"type": "OnDelete"}
+    assert ds["spec"]["template"]["spec"]["affinity"] == {"nodeAffinity": NODE_AFFINITY}
+    for workload in (ds, dep):
+        meta = workload["spec"]["template"]["metadata"]
+        assert meta["annotations"]["a"] == "1" and meta["labels"]["team"] == "net"
+    assert ds["spec"]["template"]["metadata"]["annotations"][
+        "kubectl.kubernetes.io/default-container"
+    ] == ("cilium-pre-flight-check")
