@@ -227,7 +227,8 @@ def _is_upstream_default(path: str, value: Any, defaults: dict[str, Any]) -> boo
     """True when ``value`` at ``path`` is exactly upstream's recorded default (numbers
     compare by value: a YAML 1 and a --set 1.0 are the same default)."""
     if path not in defaults:
-        return False
+        # An empty map sets nothing: it is the default wherever upstream has a map.
+        return value == {} and any(key.startswith(f"{path}.") for key in defaults)
     default = defaults[path]
     if isinstance(value, bool) or isinstance(default, bool):
         return type(value) is type(default) and value == default

@@ -420,6 +420,7 @@ def test_values_check_accepts_upstream_defaults_and_names_other_values() -> None
         values = merged(values, nested(key, default))
     assert _errors(values) == []
     assert _errors({"ipam": {"operator": {"autoCreateCiliumPodIPPools": {}}}}) == []
+    assert _errors({"certgen": {"annotations": {}}}) == []  # an empty map sets nothing
     assert _errors({"authentication": {"mutual": {"port": 4250.0}}}) == []  # a number is a number
     assert _errors({"waitForKubeProxy": True}) == ["waitForKubeProxy"]
     assert _errors({"preflight": {"validateCNPs": False}}) == ["preflight.validateCNPs"]
