@@ -650,3 +650,38 @@ def test_preflight_pod_metadata_affinity_and_update_strategy(helm: str, tmp_path
     assert ds["spec"]["template"]["metadata"]["annotations"][
         "kubectl.kubernetes.io/default-container"
     ] == ("cilium-pre-flight-check")
+
+
+PDB_WORKLOADS = [
+    ("hubble.relay", {"hubble": {"relay": {"enabled": True}}}, "hubble-relay"),
+    ("hubble.ui", {"hubble": {"relay": {"enabled": True}, "ui": {"enabled": True}}}, "hubble-ui"),
+    (
+        "clustermesh.apiserver",
+        {"cluster": {"name": "c1", "id": 7}, "clustermesh": {"useAPIServer": True}},
+        "clustermesh-apiserver",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "base", "name"), PDB_WORKLOADS, ids=[w[0] for w in PDB_WORKLOADS]
+)
+def test_pod_disruption_budgets(
+    helm: str, tmp_path: Path, prefix: str, base: Obj, name: str
+) -> None:
+    key = f"{prefix}.podDisruptionBudget"
+    assert key not in unmodelled_keys(CHART)
+    objs = render(helm, merged(base, nested(key, {"enabled": True})), tmp_path)
+    pdb = find(objs, "PodDisruptionBudget", name)
+    dep = find(objs, "Deployment", name)
+    # It selects exactly the workload's pods, with upstream's default budget.
+    assert pdb["spec"]["selector"] == {"matchLabels": dep["spec"]["selector"]["matchLabels"]}
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    custom = {"enabled": True, "minAvailable": "50%", "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+    spec = find(
+        render(helm, merged(base, nested(key, custom)), tmp_path), "PodDisruptionBudget", name
+    )["spec"]
+    assert spec["minAvailable"] == "50%" and "maxUnavailable" not in spec
+    assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    off = render(helm, merged(base, nested(key, {"enabled": False})), tmp_path)
+    assert not [o for o in off if o["kind"] == "PodDisruptionBudget"]
