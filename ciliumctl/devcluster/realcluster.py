@@ -194,7 +194,7 @@ def ensure(
         addr, cluster.state_dir / "world", cluster.log_dir, state.get("world", {})
     )
     cluster._save_state(state)
-    _publish_images(registry, progress)
+    _publish_images(registry, progress, runtime=cni == "none")
     realnodes.record_sysctls(addr.key)
     runner = _runner(cluster, state, registry)
     recorded = {n["name"]: realnodes.node_from_dict(n) for n in state.get("real_nodes", [])}
@@ -231,9 +231,10 @@ def _save_nodes(cluster: DevCluster, nodes: list[realnodes.RealNode]) -> None:
 CLUSTER_IMAGES = ("pause", "kube-proxy", "cluster-dns", "client", "echo", "dns-test")
 
 
-def _publish_images(registry: Component, progress: Progress) -> None:
+def _publish_images(registry: Component, progress: Progress, *, runtime: bool) -> None:
     """Build (cached by content) and push the cluster's images to its registry, under their
-    own and their upstream names (which the nodes' mirrors resolve)."""
+    own and their upstream names (which the nodes' mirrors resolve); with ``runtime`` also
+    the agent and operator images `cilium install` deploys (not on bridge-CNI clusters)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ciliumctl.devcluster import images, runtime_images
@@ -242,8 +243,8 @@ def _publish_images(registry: Component, progress: Progress) -> None:
     host = f"127.0.0.1:{registry.port}"
     ca = {images.WORLD_CA: world.ca_cert()}
     built = []
-    # the runtime's own images too: `cilium install` deploys them on real nodes
-    for name in (*CLUSTER_IMAGES, runtime_images.AGENT, runtime_images.OPERATOR):
+    runtime_names = (runtime_images.AGENT, runtime_images.OPERATOR) if runtime else ()
+    for name in (*CLUSTER_IMAGES, *runtime_names):
         recipe = images.get(name)
         progress(f"image {name}: build (cached)")
         args = ca if recipe.ca_arg == images.WORLD_CA else None
