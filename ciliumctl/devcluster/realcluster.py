@@ -204,15 +204,14 @@ def ensure(
         _save_nodes(cluster, nodes)
     _copy_plugins(nodes, ("loopback",))
     cidrs = _wait_registered(cluster, nodes, progress, timeout)
+    routes = {n.index: (n.name, cidrs[n.name]) for n in nodes if cidrs.get(n.name)}
+    network.route_pod_cidrs(addr, routes, between_nodes=cni == "bridge")
     workloads = _apply_addons(
         cluster, runner.server, kube_proxy=kube_proxy or cni == "bridge", progress=progress
     )
     if cni == "bridge":
         progress("installing the bridge CNI")
         _install_bridge(nodes, cidrs)
-        network.route_pod_cidrs(
-            addr, {n.index: (n.name, cidrs[n.name]) for n in nodes if cidrs.get(n.name)}
-        )
         _wait_ready(cluster, nodes, progress, timeout)
         if workloads:
             progress("waiting for kube-proxy and cluster DNS")
