@@ -340,6 +340,7 @@ class Agent:
         """A pod of this node changed: its endpoint follows its labels; deleted -> removed."""
         meta = obj.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
+        self.services.upsert_pod(obj, deleted=kind == "DELETED")
         if kind == "DELETED":
             self.pods.pop(key, None)
             ep = self.endpoints.by_pod(str(meta.get("namespace")), str(meta.get("name")))
@@ -418,11 +419,14 @@ class Agent:
         ips = _node_ips(obj)
         if ips:
             self._node_addresses[name] = ips[0]
+        # node addresses are reached through the underlay, not the overlay: the nodes route
+        # to each other (and to each other's podCIDRs) already, and the host stack, not an
+        # endpoint program, answers for a node address
         for address in ips:
-            self.ipcache.upsert("node", address, int(identity), None if local else address)
+            self.ipcache.upsert("node", address, int(identity), None)
         if local:
             self.node_ip = ips[0] if ips else None
-            self.services.node_ips = tuple(ips)
+            self.services.set_node_ips(tuple(ips))
             if self.config.get("ipam") == "kubernetes":
                 spec = obj.get("spec") or {}
                 self.ipam.set_cidrs(spec.get("podCIDRs") or [spec.get("podCIDR") or ""][:1])
