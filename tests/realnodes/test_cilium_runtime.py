@@ -218,3 +218,50 @@ def test_cilium_status_wait_is_green(cluster: DevCluster) -> None:
     assert status.returncode == 0, status.stdout + status.stderr
     assert "cilium:                 OK" in status.stdout
     assert f"{realnodes.REGISTRY_NAME}/ciliumctl/cilium:0.1.0: 2" in status.stdout
+
+
+#: the policy tests that must run (not skip) and pass against the project's agent
+POLICY_TESTS = (
+    "allow-all-except-world",
+    "client-ingress",
+    "client-ingress-knp",
+    "all-ingress-deny",
+    "all-egress-deny",
+    "all-entities-deny",
+    "cluster-entity",
+    "echo-ingress",
+    "client-egress",
+    "to-entities-world",
+)
+
+
+def test_connectivity_test_passes_against_the_projects_agent(
+    cluster: DevCluster, tmp_path: Path
+) -> None:
+    """``cilium connectivity test`` on the real nodes with the project's own agent: the
+    no-policy paths (pod, service, DNS, world, host) and the policy tests pass. Left out,
+    and said so: hostPort and NodePort from a pod on another node (the reply leaves through
+    the overlay without the frontend's reverse NAT), cilium-health and `cilium-dbg metrics`
+    (not provided by this agent)."""
+    junit = tmp_path / "junit.xml"
+    run = _cilium(
+        cluster,
+        "connectivity",
+        "test",
+        "--test", "!no-policies/pod-to-hostport",
+        "--test", "!no-policies-extra/pod-to-remote-nodeport",
+        "--test", "!^health$",
+        "--test", "!no-unexpected-packet-drops",
+        "--timeout", "12m",
+        "--junit-file", str(junit),
+        timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c.get("status") for c in ET.parse(junit).iter("testcase")}
+    assert cases["no-policies"] == "passed", cases
+    assert {name: cases.get(name) for name in POLICY_TESTS} == dict.fromkeys(
+        POLICY_TESTS, "passed"
+    ), cases
+    assert "failed" not in cases.values()
