@@ -1,9 +1,9 @@
 #!/bin/sh
-# install-cni-binaries init container: copies the CNI plugin onto the node's CNI bin path.
+# install-cni-binaries init container: writes the CNI plugin onto the node's CNI bin path.
+# The node runs it with its own python3 and none of this image's packages, so the plugin
+# goes there as a self-contained zipapp (ciliumctl.cni.bundle), replaced atomically.
 set -eu
 dest=/host/opt/cni/bin
 mkdir -p "$dest"
-cp /usr/local/bin/cilium-cni "$dest/.cilium-cni.new"
-chmod 0755 "$dest/.cilium-cni.new"
-mv -f "$dest/.cilium-cni.new" "$dest/cilium-cni"
+python3 -m ciliumctl.cni.bundle "$dest/cilium-cni"
 echo "installed cilium-cni into $dest"

@@ -123,6 +123,8 @@ class Agent:
         self.pods: dict[str, dict[str, Any]] = {}
         self.cidr_identities: dict[str, int] = {}
         self.node_ip: str | None = None
+        #: node name -> its first InternalIP (tunnel endpoints of CEPs that name a node)
+        self._node_addresses: dict[str, str] = {}
         self.events: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=int(config.get("monitor-queue-size"))
         )
@@ -167,7 +169,10 @@ class Agent:
             return
         ctl = self.controller(f"sync-to-k8s-ciliumendpoint ({ep.id})")
         try:
-            self.client.apply(ep.to_cep(), field_manager="cilium-agent", force=True)
+            cep = ep.to_cep()
+            if self.node_ip:  # upstream's CEPs name the node by its IP: the tunnel endpoint
+                cep["status"]["networking"]["node"] = self.node_ip
+            self.client.apply(cep, field_manager="cilium-agent", force=True)
             ctl.ok()
         except Exception as exc:
             ctl.fail(str(exc))
@@ -335,6 +340,7 @@ class Agent:
         """A pod of this node changed: its endpoint follows its labels; deleted -> removed."""
         meta = obj.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
+        self.services.upsert_pod(obj, deleted=kind == "DELETED")
         if kind == "DELETED":
             self.pods.pop(key, None)
             ep = self.endpoints.by_pod(str(meta.get("namespace")), str(meta.get("name")))
@@ -388,7 +394,9 @@ class Agent:
             self._remote_named_ports.pop(key, None)
             return
         identity = int((status.get("identity") or {}).get("id") or 0)
-        tunnel = networking.get("node") if self.config.get("routing-mode") == "tunnel" else None
+        node = str(networking.get("node") or "")
+        node = self._node_addresses.get(node, node)  # a node name (older agents) -> its IP
+        tunnel = node if self.config.get("routing-mode") == "tunnel" else None
         for addr in networking.get("addressing") or []:
             if addr.get("ipv4") and identity:
                 self.ipcache.upsert("remote-endpoint", addr["ipv4"], identity, tunnel)
@@ -409,11 +417,16 @@ class Agent:
             return
         identity = ReservedIdentity.HOST if local else ReservedIdentity.REMOTE_NODE
         ips = _node_ips(obj)
+        if ips:
+            self._node_addresses[name] = ips[0]
+        # node addresses are reached through the underlay, not the overlay: the nodes route
+        # to each other (and to each other's podCIDRs) already, and the host stack, not an
+        # endpoint program, answers for a node address
         for address in ips:
-            self.ipcache.upsert("node", address, int(identity), None if local else address)
+            self.ipcache.upsert("node", address, int(identity), None)
         if local:
             self.node_ip = ips[0] if ips else None
-            self.services.node_ips = tuple(ips)
+            self.services.set_node_ips(tuple(ips))
             if self.config.get("ipam") == "kubernetes":
                 spec = obj.get("spec") or {}
                 self.ipam.set_cidrs(spec.get("podCIDRs") or [spec.get("podCIDR") or ""][:1])

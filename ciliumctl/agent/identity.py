@@ -47,10 +47,16 @@ class IdentityClient(Protocol):
         """Create an object; ConflictError when it exists."""
         ...
 
-    def get_or_none(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None:
-        """Read one object or None."""
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """List objects (the chart's agent ClusterRole grants list, not get)."""
         ...
 
 
@@ -170,9 +176,13 @@ class IdentityAllocator:
             try:
                 created = self._client.create(identity_object(number, labels))
             except ConflictError:
-                existing = self._client.get_or_none(API_VERSION, KIND, str(number))
-                if existing is None:  # deleted between create and get: try it again later
+                # list by name: the chart's agent ClusterRole grants list/watch, not get
+                found = self._client.list(
+                    API_VERSION, KIND, field_selector=f"metadata.name={number}"
+                )
+                if not found:  # deleted between create and list: try it again later
                     continue
+                existing = found[0]
                 self.observe(existing)
                 if labels_key(labels_of(existing)) == key:
                     return Allocation(number, False)

@@ -45,6 +45,24 @@ def write_cni_conf(path: str) -> None:
     os.replace(tmp, target)
 
 
+def host_devices(config: AgentConfig, netns: str | None = None) -> list[str]:
+    """The node's external devices: the ``devices`` option (upstream's list, comma or space
+    separated), else the device of the default route."""
+    from ciliumctl.datapath import netlink
+
+    named = [d for d in str(config.get("devices") or "").replace(",", " ").split() if d]
+    if named:
+        return named
+    found = netlink.default_route_device(netns)
+    if found is None:
+        raise CiliumctlError(
+            "kube-proxy-replacement needs the node's external device and there is no IPv4"
+            " default route to find it by",
+            "set the `devices` option (Helm value devices) to the node's external interface",
+        )
+    return [found]
+
+
 def open_datapath(config: AgentConfig) -> Datapath:
     """The kernel datapath (:class:`ciliumctl.datapath.Datapath`) for this configuration."""
     from ciliumctl.datapath import Datapath as KernelDatapath
@@ -56,6 +74,9 @@ def open_datapath(config: AgentConfig) -> Datapath:
     )
     if routing != "native":
         kernel.setup_tunnel()  # cilium_vxlan, before any endpoint program needs its ifindex
+    if config.flag("kube-proxy-replacement"):
+        for device in host_devices(config):
+            kernel.attach_host_device(device)  # NodePort and hostPort for outside clients
     datapath: Datapath = kernel
     return datapath
 

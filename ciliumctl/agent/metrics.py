@@ -55,8 +55,10 @@ class AgentMetrics:
         )
         self.services = Gauge("cilium_services_events_total", "Service frontends", registry=r)
 
-    def serve(self, port: int, addr: str = "") -> Any:
-        """Serve ``/metrics`` on ``addr:port`` in a daemon thread; the server."""
+    def serve(self, port: int, addr: str = "0.0.0.0") -> Any:  # noqa: S104 (upstream: :9962)
+        """Serve ``/metrics`` on ``addr:port`` in a daemon thread; the server. (An empty
+        address is no wildcard for prometheus_client: it resolves it, which fails in a
+        pod without a resolvable hostname.)"""
         from prometheus_client import start_http_server
 
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)

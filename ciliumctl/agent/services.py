@@ -1,4 +1,6 @@
-"""Services: ClusterIP and NodePort frontends from Services and their EndpointSlices."""
+"""Services: ClusterIP and NodePort frontends from Services and their EndpointSlices, and
+the hostPorts of this node's pods (Cilium serves them with kube-proxy replacement, as the
+portmap plugin would otherwise)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class ServiceManager:
         self._services: dict[str, dict[str, Any]] = {}
         self._slices: dict[str, dict[str, dict[str, Any]]] = {}  # service -> slice name -> slice
         self._written: dict[str, set[ServiceFrontend]] = {}
+        self._hostports: dict[str, dict[str, Any]] = {}  # "hostport:<ns>/<pod>" -> local pod
         self.node_ips = node_ips
         self.nodeport = nodeport
 
@@ -60,6 +63,47 @@ class ServiceManager:
                 slices[str(meta.get("name"))] = dict(eps)
             self._sync(key)
 
+    def upsert_pod(self, pod: Mapping[str, Any], deleted: bool = False) -> None:
+        """A local pod changed: its containers' hostPorts become frontends on the node's
+        addresses (or the port's hostIP) with the pod as the one backend."""
+        meta = pod.get("metadata") or {}
+        key = "hostport:" + _key(str(meta.get("namespace")), str(meta.get("name")))
+        with self._lock:
+            if deleted:
+                self._hostports.pop(key, None)
+            else:
+                self._hostports[key] = dict(pod)
+            self._sync(key)
+
+    def set_node_ips(self, ips: tuple[str, ...]) -> None:
+        """The node's addresses changed: NodePort and hostPort frontends follow them."""
+        with self._lock:
+            if ips == self.node_ips:
+                return
+            self.node_ips = ips
+            for key in [*self._services, *self._hostports]:
+                self._sync(key)
+
+    def _hostport_frontends(self, pod: Mapping[str, Any]) -> set[ServiceFrontend]:
+        out: set[ServiceFrontend] = set()
+        pod_ip = str((pod.get("status") or {}).get("podIP") or "")
+        spec = pod.get("spec") or {}
+        if not self.nodeport or not pod_ip or ":" in pod_ip or spec.get("hostNetwork"):
+            return out
+        for container in spec.get("containers") or []:
+            for port in container.get("ports") or []:
+                if not port.get("hostPort"):
+                    continue
+                proto = _PROTO.get(str(port.get("protocol") or "TCP"), Protocol.TCP)
+                backend = (Backend(pod_ip, int(port["containerPort"])),)
+                host_ip = str(port.get("hostIP") or "")
+                wildcard = host_ip in ("", "0.0.0.0")  # noqa: S104 - hostIP unset
+                for address in self.node_ips if wildcard else (host_ip,):
+                    out.add(
+                        ServiceFrontend(address, int(port["hostPort"]), proto, "NodePort", backend)
+                    )
+        return out
+
     def backends(self, key: str, port_name: str, protocol: str) -> tuple[Backend, ...]:
         """Ready backends of a service port."""
         out: set[Backend] = set()
@@ -86,7 +130,10 @@ class ServiceManager:
         return tuple(sorted(out, key=lambda b: (b.address, b.port)))
 
     def frontends(self, key: str) -> set[ServiceFrontend]:
-        """The frontends a service should have now."""
+        """The frontends a service (or a pod's hostPorts) should have now."""
+        if key.startswith("hostport:"):
+            pod = self._hostports.get(key)
+            return self._hostport_frontends(pod) if pod is not None else set()
         svc = self._services.get(key)
         if svc is None:
             return set()

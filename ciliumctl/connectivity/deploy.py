@@ -22,6 +22,8 @@ Obj = dict[str, Any]
 APP_LABELS = {"app.kubernetes.io/name": "cilium-cli"}
 NO_SCHEDULE_LABEL = "cilium.io/no-schedule"
 ECHO_PORT = 8080
+#: the echo servers' hostPort where Cilium serves hostPorts (cilium-cli's EchoServerHostPort)
+ECHO_HOST_PORT = 4000
 DNS_CONFIGMAP = "coredns-configmap"
 CLIENTS = ("client", "client2", "client3")
 ECHOES = ("echo-same-node", "echo-other-node")
@@ -84,6 +86,7 @@ def _deployment(
     node_selector: dict[str, str] | None = None,
     echo: bool = False,
     dns_image: str = "",
+    host_port: int = 0,
 ) -> Obj:
     selector = {"name": name, "kind": kind}
     pod_labels = {**selector, **(labels or {})}
@@ -93,6 +96,8 @@ def _deployment(
     if echo:
         port_name = f"http-{ECHO_PORT}"
         container["ports"] = [{"name": port_name, "containerPort": ECHO_PORT}]
+        if host_port:  # as cilium-cli: only where Cilium serves hostPorts
+            container["ports"][0]["hostPort"] = host_port
         container["env"] = [
             {"name": "PORT", "value": str(ECHO_PORT)},
             {"name": "NAMED_PORT", "value": port_name},
@@ -200,9 +205,13 @@ def _service(namespace: str, name: str, service_type: str) -> Obj:
     }
 
 
-def manifests(namespace: str, params: Params, *, non_cilium_nodes: bool = False) -> list[Obj]:
-    """Every object of one test namespace, in creation order."""
+def manifests(
+    namespace: str, params: Params, *, non_cilium_nodes: bool = False, host_port: bool = False
+) -> list[Obj]:
+    """Every object of one test namespace, in creation order; with ``host_port`` the echo
+    servers also listen on the nodes' port :data:`ECHO_HOST_PORT`."""
     single = params.single_node
+    echo_host_port = ECHO_HOST_PORT if host_port else 0
     ns: Obj = {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -239,6 +248,7 @@ def manifests(namespace: str, params: Params, *, non_cilium_nodes: bool = False)
             affinity=_affinity("podAffinity"),
             echo=True,
             dns_image=params.dns_test_server_image,
+            host_port=echo_host_port,
         )
     )
     objs.append(_deployment(namespace, "client", "client", params.curl_image, node_selector=sel))
@@ -277,6 +287,7 @@ def manifests(namespace: str, params: Params, *, non_cilium_nodes: bool = False)
                 node_selector=sel,
                 echo=True,
                 dns_image=params.dns_test_server_image,
+                host_port=echo_host_port,
             )
         )
         objs.append(_daemonset(namespace, HOST_NETNS, params.curl_image, False, sel))
@@ -317,13 +328,19 @@ Log = Callable[[str], None]
 
 
 def deploy(
-    client: DeployClient, params: Params, *, non_cilium_nodes: bool, log: Log, context: str
+    client: DeployClient,
+    params: Params,
+    *,
+    non_cilium_nodes: bool,
+    log: Log,
+    context: str,
+    host_port: bool = False,
 ) -> DeployReport:
     """Create the absent objects of every test namespace (after ``--force-deploy``'s delete)."""
     start = time.monotonic()
     report = DeployReport([], [])
     for namespace in params.namespaces():
-        objs = manifests(namespace, params, non_cilium_nodes=non_cilium_nodes)
+        objs = manifests(namespace, params, non_cilium_nodes=non_cilium_nodes, host_port=host_port)
         if params.force_deploy:
             for obj in objs:
                 if obj["kind"] in ("Deployment", "DaemonSet"):

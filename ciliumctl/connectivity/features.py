@@ -94,11 +94,7 @@ def detect(
         f[catalog.HEALTH] = Feature(
             health, f"cilium-config enable-health-checking={health}".lower()
         )
-        kpr = cfg.get("kube-proxy-replacement", "false")
-        hostport = _flag(cfg, "enable-host-port", kpr in ("true", "strict"))
-        f[catalog.HOST_PORT] = Feature(
-            hostport, f"cilium-config enable-host-port={hostport} kube-proxy-replacement={kpr}"
-        )
+        f[catalog.HOST_PORT] = host_port(cfg)
         l7 = _flag(cfg, "enable-l7-proxy", True)
         f["l7-proxy"] = Feature(l7, f"cilium-config enable-l7-proxy={l7}".lower())
     for fam, key in (("ipv4", "enable-ipv4"), ("ipv6", "enable-ipv6")):
@@ -121,3 +117,15 @@ def detect(
     )
     f[catalog.MULTI_NODE] = Feature(len(nodes) > 1, f"{len(nodes)} schedulable nodes")
     return Features(f)
+
+
+def host_port(cfg: Mapping[str, str] | None) -> Feature:
+    """hostPort support from cilium-config (kube-proxy replacement turns it on by default):
+    known before the test workloads are deployed, which get hostPort 4000 only with it."""
+    if cfg is None:
+        return Feature(False, "no ConfigMap cilium-config")
+    kpr = cfg.get("kube-proxy-replacement", "false")
+    enabled = _flag(cfg, "enable-host-port", kpr in ("true", "strict"))
+    return Feature(
+        enabled, f"cilium-config enable-host-port={enabled} kube-proxy-replacement={kpr}"
+    )

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from ciliumctl.connectivity import catalog, deploy, flows, policies, scenarios
 from ciliumctl.connectivity import model as m
-from ciliumctl.connectivity.features import Features, detect
+from ciliumctl.connectivity.features import Features, detect, host_port
 from ciliumctl.connectivity.params import FLOW_VALIDATION_MODES, Params
 from ciliumctl.connectivity.selection import Selection, parse
 from ciliumctl.errors import CiliumctlError, UsageError
@@ -278,6 +278,7 @@ class Runner:
             non_cilium_nodes=bool(non_cilium),
             log=self.log,
             context=self.context,
+            host_port=host_port(config).enabled,
         )
         self.phases["deploy"] = time.monotonic() - t0
         self._debug(f"created {len(report.created)} objects, kept {len(report.kept)}")

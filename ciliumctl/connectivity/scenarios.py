@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ciliumctl.connectivity import catalog
+from ciliumctl.connectivity import catalog, deploy
 from ciliumctl.connectivity import model as m
 from ciliumctl.connectivity.params import Params
 
@@ -238,7 +238,7 @@ class Builder:
                         f"{echo.name}:hostport",
                         "node",
                         {fam: node.addresses[fam]},
-                        4000,
+                        deploy.ECHO_HOST_PORT,
                         "http",
                         labels=echo.labels,
                         node=node.name,

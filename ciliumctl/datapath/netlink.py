@@ -58,6 +58,18 @@ def ifindex(name: str, netns: str | None = None) -> int:
     return int(found[0])
 
 
+def default_route_device(netns: str | None = None) -> str | None:
+    """The interface of the IPv4 default route (the node's external device), or None."""
+    with ipr(netns) as ip:
+        for route in ip.get_default_routes(family=2):
+            oif = route.get_attr("RTA_OIF")
+            if oif:
+                links = ip.get_links(oif)
+                if links:
+                    return str(links[0].get_attr("IFLA_IFNAME"))
+    return None
+
+
 def link_mac(name: str, netns: str | None = None) -> str:
     with ipr(netns) as ip:
         link = ip.get_links(ifname=name)[0]

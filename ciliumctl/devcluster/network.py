@@ -418,12 +418,18 @@ def add_node(addr: Addressing, node: str, index: int) -> str:
     return ns
 
 
-def route_pod_cidrs(addr: Addressing, nodes: dict[int, tuple[str, str]]) -> None:
-    """Routes between the nodes' podCIDRs (node index -> (node name, podCIDR)), on every
-    node and on the router (which routes the world's replies back to pods)."""
+def route_pod_cidrs(
+    addr: Addressing, nodes: dict[int, tuple[str, str]], *, between_nodes: bool = True
+) -> None:
+    """Routes to the nodes' podCIDRs (node index -> (node name, podCIDR)) on the router,
+    which routes the world's and the host's replies back to pods (as a cloud network's
+    route table does), and with ``between_nodes`` on every node too (the bridge CNI has no
+    overlay; Cilium carries pod-to-pod traffic itself)."""
     for index, (_name, cidr) in nodes.items():
         if cidr:
             netns.ip("route", "replace", cidr, "via", addr.node_ip(index), ns=addr.router_ns)
+    if not between_nodes:
+        return
     for index, (name, _cidr) in nodes.items():
         for other, (_oname, ocidr) in nodes.items():
             if other != index and ocidr:

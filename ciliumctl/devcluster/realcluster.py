@@ -174,8 +174,9 @@ def ensure(
     kube_proxy = kube_proxy or bool(real.get("kube_proxy", False))
     state["real"] = {"count": count, "cni": cni, "kube_proxy": kube_proxy}
     cluster._save_state(state)
-    wanted = ["kubelet", *(("bridge",) if cni == "bridge" else ())]
-    progress("locating kubelet" + (" and the CNI plugins" if cni == "bridge" else ""))
+    # containerd's CRI runs the `loopback` plugin for every pod sandbox whatever the CNI
+    wanted = ["kubelet", "loopback", *(("bridge",) if cni == "bridge" else ())]
+    progress("locating kubelet and the CNI plugins")
     binaries.ensure(wanted, progress)
     registry = _ensure_registry(cluster, progress, timeout)
     state = cluster._load_state()
@@ -193,7 +194,7 @@ def ensure(
         addr, cluster.state_dir / "world", cluster.log_dir, state.get("world", {})
     )
     cluster._save_state(state)
-    _publish_images(registry, progress)
+    _publish_images(registry, progress, runtime=cni == "none")
     realnodes.record_sysctls(addr.key)
     runner = _runner(cluster, state, registry)
     recorded = {n["name"]: realnodes.node_from_dict(n) for n in state.get("real_nodes", [])}
@@ -201,16 +202,16 @@ def ensure(
     for node in nodes:
         runner.ensure(node, labels(), progress)
         _save_nodes(cluster, nodes)
+    _copy_plugins(nodes, ("loopback",))
     cidrs = _wait_registered(cluster, nodes, progress, timeout)
+    routes = {n.index: (n.name, cidrs[n.name]) for n in nodes if cidrs.get(n.name)}
+    network.route_pod_cidrs(addr, routes, between_nodes=cni == "bridge")
     workloads = _apply_addons(
         cluster, runner.server, kube_proxy=kube_proxy or cni == "bridge", progress=progress
     )
     if cni == "bridge":
         progress("installing the bridge CNI")
         _install_bridge(nodes, cidrs)
-        network.route_pod_cidrs(
-            addr, {n.index: (n.name, cidrs[n.name]) for n in nodes if cidrs.get(n.name)}
-        )
         _wait_ready(cluster, nodes, progress, timeout)
         if workloads:
             progress("waiting for kube-proxy and cluster DNS")
@@ -229,17 +230,20 @@ def _save_nodes(cluster: DevCluster, nodes: list[realnodes.RealNode]) -> None:
 CLUSTER_IMAGES = ("pause", "kube-proxy", "cluster-dns", "client", "echo", "dns-test")
 
 
-def _publish_images(registry: Component, progress: Progress) -> None:
+def _publish_images(registry: Component, progress: Progress, *, runtime: bool) -> None:
     """Build (cached by content) and push the cluster's images to its registry, under their
-    own and their upstream names (which the nodes' mirrors resolve)."""
+    own and their upstream names (which the nodes' mirrors resolve); with ``runtime`` also
+    the agent and operator images `cilium install` deploys (not on bridge-CNI clusters)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ciliumctl.devcluster import images
+    from ciliumctl.devcluster import images, runtime_images
 
+    runtime_images.register()
     host = f"127.0.0.1:{registry.port}"
     ca = {images.WORLD_CA: world.ca_cert()}
     built = []
-    for name in CLUSTER_IMAGES:
+    runtime_names = (runtime_images.AGENT, runtime_images.OPERATOR) if runtime else ()
+    for name in (*CLUSTER_IMAGES, *runtime_names):
         recipe = images.get(name)
         progress(f"image {name}: build (cached)")
         args = ca if recipe.ca_arg == images.WORLD_CA else None
@@ -313,18 +317,24 @@ def _wait_ready(
         time.sleep(0.2)
 
 
-def _install_bridge(nodes: list[realnodes.RealNode], cidrs: dict[str, str]) -> None:
-    """Copy the reference plugins into each node's /opt/cni/bin and write its conflist."""
+def _copy_plugins(nodes: list[realnodes.RealNode], plugins: tuple[str, ...]) -> None:
+    """Copy reference CNI plugins into each node's /opt/cni/bin (unchanged ones stay)."""
     for node in nodes:
-        mounts = Path(node.dir) / "mounts"
-        bin_dir = mounts / realnodes.NODE_DIRS["/opt/cni/bin"]
-        for plugin in CNI_PLUGINS:
+        bin_dir = Path(node.dir) / "mounts" / realnodes.NODE_DIRS["/opt/cni/bin"]
+        for plugin in plugins:
             src = binaries.find(plugin) or binaries.bin_dir() / plugin
             dst = bin_dir / plugin
             if not dst.exists() or dst.stat().st_size != src.stat().st_size:
                 tmp = dst.with_suffix(".tmp")
                 shutil.copy2(src, tmp)
                 tmp.replace(dst)
+
+
+def _install_bridge(nodes: list[realnodes.RealNode], cidrs: dict[str, str]) -> None:
+    """Copy the reference plugins into each node's /opt/cni/bin and write its conflist."""
+    _copy_plugins(nodes, CNI_PLUGINS)
+    for node in nodes:
+        mounts = Path(node.dir) / "mounts"
         conf = mounts / realnodes.NODE_DIRS["/etc/cni/net.d"] / "10-bridge.conflist"
         body = json.dumps(realnodes.bridge_conflist(cidrs[node.name]), indent=2)
         if not conf.exists() or conf.read_text() != body:

@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from ciliumctl import __version__
+
+#: the dev cluster's registry as its real nodes name it, and the tag of the images built here
+#: (ciliumctl.devcluster.realnodes.REGISTRY_NAME, ciliumctl.devcluster.images.TAG)
+DEV_REGISTRY = "registry.dev-cluster.local"
+DEV_TAG = __version__
+#: label of the dev cluster's real nodes (ciliumctl.devcluster.realnodes.REAL_LABEL)
+DEV_REAL_LABEL = "dev-cluster.ciliumctl.io/real"
+
 
 class DetectClient(Protocol):
     """The reads flavor detection needs."""
@@ -83,6 +92,44 @@ _FLAVOR_VALUES: dict[str, dict[str, Any]] = {
         "securityContext": {"privileged": True},
     },
     "dev-cluster": {"ipam": {"mode": "kubernetes"}},
+    # real nodes pull the project's own agent and operator (pushed to the cluster's registry
+    # by `cilium dev-cluster up --real-nodes`); Always, as the tag names the latest build
+    # real nodes share the machine's PID namespace, so /proc/1 is not the node's init: no
+    # nsenter-into-PID-1 init containers (cgroup2 is the node's /sys/fs/cgroup already); no
+    # Envoy image is built here
+    "dev-cluster-real": {
+        "ipam": {"mode": "kubernetes"},
+        "cgroup": {"autoMount": {"enabled": False}, "hostRoot": "/sys/fs/cgroup"},
+        "sysctlfix": {"enabled": False},
+        "envoy": {"enabled": False},
+        # without SYS_RESOURCE (sandboxed machines lack it; BPF memory is memcg-charged on
+        # the 6.1 kernel, so raising RLIMIT_MEMLOCK is not needed)
+        "securityContext": {
+            "capabilities": {
+                "ciliumAgent": [
+                    "CHOWN",
+                    "KILL",
+                    "NET_ADMIN",
+                    "NET_RAW",
+                    "IPC_LOCK",
+                    "SYS_MODULE",
+                    "SYS_ADMIN",
+                    "DAC_OVERRIDE",
+                    "FOWNER",
+                    "SETGID",
+                    "SETUID",
+                ],
+                "cleanCiliumState": ["NET_ADMIN", "SYS_MODULE", "SYS_ADMIN"],
+            }
+        },
+        "image": {"override": f"{DEV_REGISTRY}/ciliumctl/cilium:{DEV_TAG}", "pullPolicy": "Always"},
+        "operator": {
+            "image": {
+                "override": f"{DEV_REGISTRY}/ciliumctl/operator-generic:{DEV_TAG}",
+                "pullPolicy": "Always",
+            }
+        },
+    },
     "generic": {},
 }
 
@@ -104,6 +151,8 @@ def flavor_of(
     """The cluster flavor from what is visible without privileges."""
     host = urlparse(server).hostname or ""
     ctx = context.lower()
+    if ctx.startswith("ciliumctl-") and DEV_REAL_LABEL in node_labels:
+        return "dev-cluster-real"
     if node_annotations.get("kwok.x-k8s.io/node") == "fake" and ctx.startswith("ciliumctl-"):
         return "dev-cluster"
     if "config.openshift.io" in api_groups or "route.openshift.io" in api_groups:

@@ -601,30 +601,41 @@ class Client:
         Errors (no such pod or container, no previous instance) are raised, translated, by
         the first ``next()``.
         """
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
         since = None
         if since_time is not None:
             since = since_time.astimezone().isoformat().replace("+00:00", "Z")
         what = f"logs of pod {namespace}/{pod}" + (f" container {container}" if container else "")
         req_timeout = self._timeout if timeout is None else (self._timeout[0], timeout)
+        query = (
+            ("container", container),
+            ("sinceTime", since),
+            ("limitBytes", limit_bytes),
+            ("previous", "true" if previous else None),
+            ("timestamps", "true" if timestamps else None),
+        )
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        yield from self._stream(path, query, "*/*", what, req_timeout, chunk_size)
+
+    def _stream(
+        self,
+        path: str,
+        query: Iterable[tuple[str, Any]],
+        accept: str,
+        what: str,
+        req_timeout: Any,
+        chunk_size: int = 1 << 16,
+    ) -> Iterator[bytes]:
+        """GET ``path`` as a stream of chunks (logs, watches); errors translated, raised by
+        the first ``next()``; the connection goes back to the pool when the stream ends."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
         try:
             method_, url, hdrs, body_, post = self.api_client.param_serialize(
                 method="GET",
-                resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
-                query_params=[
-                    (k, v)
-                    for k, v in (
-                        ("container", container),
-                        ("sinceTime", since),
-                        ("limitBytes", limit_bytes),
-                        ("previous", "true" if previous else None),
-                        ("timestamps", "true" if timestamps else None),
-                    )
-                    if v is not None
-                ],
-                header_params={"Accept": "*/*"},
+                resource_path=path,
+                query_params=[(k, v) for k, v in query if v is not None],
+                header_params={"Accept": accept},
                 auth_settings=["BearerToken"],
             )
             resp = self.api_client.call_api(
@@ -669,62 +680,29 @@ class Client:
         Ends when the server closes the watch (after ``timeout_seconds``); an expired
         resource version arrives as an ``ERROR`` event with code 410, as the API sends it.
         """
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
         what = f"watch {kind}" + (f" in {namespace}" if namespace else "")
-        try:
-            method_, url, hdrs, body_, post = self.api_client.param_serialize(
-                method="GET",
-                resource_path=self._path(api_version, kind, namespace),
-                query_params=[
-                    (k, v)
-                    for k, v in (
-                        ("watch", "true"),
-                        ("resourceVersion", resource_version),
-                        ("allowWatchBookmarks", "true"),
-                        ("timeoutSeconds", timeout_seconds),
-                        ("labelSelector", label_selector),
-                        ("fieldSelector", field_selector),
-                    )
-                    if v is not None
-                ],
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-            )
-            resp = self.api_client.call_api(
-                method_,
-                url,
-                header_params=hdrs,
-                body=body_,
-                post_params=post,
-                _request_timeout=(self._timeout[0], timeout_seconds + 30),
-            )
-        except ApiException as exc:
-            raise translate_api_error(exc, what) from exc
-        except HTTPError as exc:
-            raise UnreachableError(self.server, _short_reason(getattr(exc, "reason", exc))) from exc
-        raw = resp.response
-        try:
-            if not 200 <= int(resp.status) < 300:
-                raise translate_api_error(_Failure(int(resp.status), raw.read(), resp.reason), what)
-            pending = b""
-            try:
-                for chunk in raw.stream(1 << 16, decode_content=True):
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            event: Obj = json.loads(line)
-                            obj = event.get("object")
-                            if isinstance(obj, dict) and event.get("type") != "ERROR":
-                                obj.setdefault("apiVersion", api_version)
-                                obj.setdefault("kind", kind)
-                            yield event
-            except HTTPError as exc:
-                raise KubeError(f"{what}: the stream broke: {_short_reason(exc)}") from exc
-        finally:
-            raw.release_conn()
+        query = (
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", timeout_seconds),
+            ("labelSelector", label_selector),
+            ("fieldSelector", field_selector),
+        )
+        path = self._path(api_version, kind, namespace)
+        req_timeout = (self._timeout[0], timeout_seconds + 30)
+        pending = b""
+        for chunk in self._stream(path, query, "application/json", what, req_timeout):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    event: Obj = json.loads(line)
+                    obj = event.get("object")
+                    if isinstance(obj, dict) and event.get("type") != "ERROR":
+                        obj.setdefault("apiVersion", api_version)
+                        obj.setdefault("kind", kind)
+                    yield event
 
     # ----------------------------------------------------------------- readiness
     def status_of(self, ref: ObjectRef) -> readiness.Result:

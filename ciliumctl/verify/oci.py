@@ -13,6 +13,7 @@ the tag-schema fallback (an index tagged ``sha256-<hex>``) that cosign also writ
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -742,6 +743,29 @@ class RegistryClient:
         )
         resp.close()
         return desc
+
+    def mount_blob(self, ref: Reference, digest: str, source_repository: str) -> bool:
+        """Link blob ``digest`` from ``source_repository`` of the same registry into
+        ``ref``'s repository without uploading it (OCI cross-repository mount); False when
+        the registry did not mount it (the caller uploads instead)."""
+        what = f"blob mount into {ref.name}"
+        resp = self._request(
+            "POST",
+            ref,
+            "blobs/uploads/",
+            what=what,
+            params={"mount": digest, "from": source_repository},
+            scope_actions="pull,push",
+        )
+        location = resp.headers.get("Location")
+        resp.close()
+        if resp.status_code == 201:
+            return True
+        if location:  # an upload session was opened instead: close it, nothing was sent
+            url = urljoin(self.base_url(ref.registry) + "/", location)
+            with contextlib.suppress(RegistryError):
+                self._request("DELETE", ref, "", url=url, what=what, allow=(404,)).close()
+        return False
 
     def push_manifest(
         self, ref: Reference, data: Mapping[str, Any] | bytes, media_type: str

@@ -137,6 +137,7 @@ def test_push_and_pull_by_digest(registry: Registry) -> None:
             up = oci.Reference.parse(upstream)
             alias = oci.Reference(registry.host, up.repository, up.tag)
             assert client.resolve(alias) == built.digest
+            assert client.blob(alias, layer.digest) == blob  # mounted, not uploaded again
     # pushing again is idempotent
     assert images.push(images.build("pause"), registry.host).endswith(images.build("pause").digest)
 

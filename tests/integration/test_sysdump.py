@@ -439,7 +439,9 @@ def test_interrupted_sysdump_leaves_a_valid_partial_archive(
     )
     target = tmp_path / "partial.zip"
     deadline = time.monotonic() + 60
-    while not (target.exists() and target.stat().st_size > 20_000):
+    # interrupt as soon as the archive has its first bytes: most of the work is still ahead
+    # (waiting for more lost the race on a loaded 2-core machine: the run finished first)
+    while not (target.exists() and target.stat().st_size > 0):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the sysdump never started writing"
         time.sleep(0.05)

@@ -67,6 +67,14 @@ def test_newest_patch() -> None:
             {"kwok.x-k8s.io/node": "fake"},
             "dev-cluster",
         ),
+        (
+            "ciliumctl-a2",
+            "https://127.0.0.1:1",
+            {"dev-cluster.ciliumctl.io/real": "true"},
+            set(),
+            {},
+            "dev-cluster-real",
+        ),
         ("prod", "https://10.0.0.1:6443", {}, set(), {}, "generic"),
     ],
 )
@@ -281,3 +289,20 @@ def test_reset_values_keeps_an_earlier_pin_but_drops_other_values() -> None:
 def test_user_pin_wins() -> None:
     values = _planned(FakeHelm({}), "reset-then-reuse", {"upgradeCompatibility": "1.18"})
     assert values["upgradeCompatibility"] == "1.18"
+
+
+def test_real_dev_cluster_runs_the_local_runtime_images_and_others_upstreams() -> None:
+    """On real dev-cluster nodes the chart's image overrides name the images the cluster's
+    registry holds; every other flavor keeps upstream's images."""
+    from ciliumctl.devcluster import images, realnodes
+
+    assert detect.DEV_REGISTRY == realnodes.REGISTRY_NAME
+    assert detect.DEV_REAL_LABEL == realnodes.REAL_LABEL
+    values = detect._FLAVOR_VALUES["dev-cluster-real"]
+    assert values["image"]["override"] == f"{realnodes.REGISTRY_NAME}/ciliumctl/cilium:{images.TAG}"
+    assert values["operator"]["image"]["override"] == (
+        f"{realnodes.REGISTRY_NAME}/ciliumctl/operator-generic:{images.TAG}"
+    )
+    for flavor, other in detect._FLAVOR_VALUES.items():
+        if flavor != "dev-cluster-real":
+            assert "image" not in other and "operator" not in other, flavor

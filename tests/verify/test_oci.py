@@ -106,6 +106,21 @@ def test_digest_mismatch_is_refused(registry: Registry, client: oci.RegistryClie
         oci.check_digest(manifest.raw, other, "manifest")
 
 
+def test_cross_repository_mount(registry: Registry, client: oci.RegistryClient) -> None:
+    """A blob already in one repository is linked into another without an upload; a blob
+    the registry lacks is not mounted (the caller uploads it)."""
+    source, target = repo(registry), repo(registry)
+    data = secrets.token_bytes(4096)
+    blob = client.push_blob(source, data)
+    assert not client.blob_exists(target, blob.digest)
+    assert client.mount_blob(target, blob.digest, source.repository)
+    assert client.blob_exists(target, blob.digest)
+    assert client.blob(target, blob.digest) == data
+    missing = oci.digest_of(b"never pushed")
+    assert not client.mount_blob(target, missing, source.repository)
+    assert not client.blob_exists(target, missing)
+
+
 def test_referrers_tag_fallback(registry: Registry, client: oci.RegistryClient) -> None:
     ref = repo(registry)
     subject = push_image(client, ref)

@@ -894,6 +894,8 @@ def push_layout(
             digest = str(desc["digest"])
             if client.blob_exists(ref, digest):
                 continue
+            if repository != built.repository and client.mount_blob(ref, digest, built.repository):
+                continue  # already uploaded under the image's own name
             client.push_blob(ref, (blobs / digest.replace(":", "/")).read_bytes())
         pushed = client.push_manifest(ref, raw, media_type)
         if pushed != built.digest:

@@ -80,7 +80,7 @@ class RecordedEvents:
 
 
 class MemoryIdentityStore:
-    """CiliumIdentity create/get semantics of the API server, in a dict (unit tests only)."""
+    """CiliumIdentity create/list semantics of the API server, in a dict (unit tests only)."""
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
@@ -92,7 +92,15 @@ class MemoryIdentityStore:
         self.objects[name] = obj
         return obj
 
-    def get_or_none(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None:
-        return self.objects.get(name)
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        assert field_selector is not None and field_selector.startswith("metadata.name=")
+        found = self.objects.get(field_selector.removeprefix("metadata.name="))
+        return [found] if found is not None else []

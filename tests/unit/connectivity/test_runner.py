@@ -356,3 +356,26 @@ def test_agent_check_evaluators() -> None:
         "1 error lines"
     )
     assert outcome("no-errors-in-logs", "level=info\n") == ""
+
+
+def test_echo_servers_get_host_port_4000_only_where_cilium_serves_host_ports() -> None:
+    from ciliumctl.connectivity import deploy, features
+
+    def echo_ports(host_port: bool) -> dict[str, list[dict[str, object]]]:
+        objs = deploy.manifests("cilium-test-1", Params(), host_port=host_port)
+        return {
+            o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"][0]["ports"]
+            for o in objs
+            if o["kind"] == "Deployment" and o["metadata"]["name"].startswith("echo-")
+        }
+
+    with_hp = echo_ports(True)
+    assert set(with_hp) == {"echo-same-node", "echo-other-node"}
+    assert all(p[0]["hostPort"] == 4000 and p[0]["containerPort"] == 8080 for p in with_hp.values())
+    assert all("hostPort" not in p[0] for p in echo_ports(False).values())
+    assert features.host_port({"kube-proxy-replacement": "true"}).enabled
+    assert not features.host_port({"kube-proxy-replacement": "false"}).enabled
+    assert features.host_port(
+        {"kube-proxy-replacement": "false", "enable-host-port": "true"}
+    ).enabled
+    assert not features.host_port(None).enabled
