@@ -200,8 +200,10 @@ def ensure(
     recorded = {n["name"]: realnodes.node_from_dict(n) for n in state.get("real_nodes", [])}
     nodes = [recorded.get(realnodes.node_name(i)) or runner.describe(i) for i in range(count)]
     for node in nodes:
-        runner.ensure(node, labels(), progress)
-        _save_nodes(cluster, nodes)
+        try:
+            runner.ensure(node, labels(), progress)
+        finally:  # pids of what did start, so that `down` stops it even after a failure
+            _save_nodes(cluster, nodes)
     _copy_plugins(nodes, ("loopback",))
     cidrs = _wait_registered(cluster, nodes, progress, timeout)
     routes = {n.index: (n.name, cidrs[n.name]) for n in nodes if cidrs.get(n.name)}
@@ -371,10 +373,11 @@ def down(cluster: DevCluster, state: dict[str, Any]) -> list[str]:
     nodes = [realnodes.node_from_dict(n) for n in state.get("real_nodes", [])]
     for node in nodes:
         realnodes.stop_node(node, addr)
+    swept = realnodes.sweep_unrecorded(cluster.name, {n.name for n in nodes}, addr)
     world.stop(state.get("world", {}))
     network.teardown(addr, [n.name for n in nodes])
     network.release(addr, cluster.state_dir)
     realnodes.restore_sysctls(addr.key)
     state["real_nodes"] = []
     cluster._save_state(state)
-    return [n.name for n in nodes] + ["sealed network"]
+    return [n.name for n in nodes] + swept + ["sealed network"]

@@ -725,6 +725,18 @@ def stop_node(node: RealNode, addr: network.Addressing) -> None:
     node.holder_pid = node.containerd_pid = node.kubelet_pid = 0
 
 
+def sweep_unrecorded(cluster: str, known: set[str], addr: network.Addressing) -> list[str]:
+    """Stop the nodes of ``cluster`` that its state does not record (a run killed or failed
+    between starting a node and saving it): found by their cgroups, then their processes
+    killed and their namespace deleted. Returns their names."""
+    prefix = f"ciliumctl.{cluster}."
+    found = {p.name.removeprefix(prefix) for m in cgroup_mounts() for p in m.glob(prefix + "*")}
+    for name in sorted(found - known):
+        cgroup_remove(prefix + name)
+        netns.delete(addr.node_ns(name))
+    return sorted(found - known)
+
+
 def node_from_dict(data: dict[str, Any]) -> RealNode:
     """A :class:`RealNode` from its ``cluster.json`` record."""
     fields = RealNode.__dataclass_fields__

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -93,3 +94,35 @@ def test_cgroup_create_thaws_a_frozen_node_cgroup() -> None:
         assert state.read_text().strip() == "THAWED"
     finally:
         realnodes.cgroup_remove(root)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("CI"), reason="needs root")
+def test_down_sweeps_a_node_its_state_never_recorded() -> None:
+    """A node started but never saved (its start failed half-way) is found by its cgroup:
+    its processes are killed and its namespace deleted; recorded nodes are left alone."""
+    from ciliumctl.devcluster import netns, network
+
+    cluster = f"sw{uuid.uuid4().hex[:6]}"
+    addr = network.Addressing(cluster, 0)
+    lost, kept = f"ciliumctl.{cluster}.real-node-1", f"ciliumctl.{cluster}.real-node-0"
+    for root in (lost, kept):
+        realnodes.cgroup_create(root)
+    netns.add(addr.node_ns("real-node-1"))
+    proc = subprocess.Popen([*CGEXEC, lost, "--", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 10
+        while proc.pid not in realnodes.cgroup_pids(lost) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.pid in realnodes.cgroup_pids(lost)
+        swept = realnodes.sweep_unrecorded(cluster, {"real-node-0"}, addr)
+        assert swept == ["real-node-1"]
+        proc.wait(timeout=10)  # (its status was reaped by the sweep: it is our child)
+        assert not realnodes.pid_alive(proc.pid, "sleep")
+        assert not netns.exists(addr.node_ns("real-node-1"))
+        assert not any((m / lost).exists() for m in realnodes.cgroup_mounts())
+        assert all((m / kept).exists() for m in realnodes.cgroup_mounts())
+    finally:
+        proc.kill()
+        realnodes.cgroup_remove(lost)
+        realnodes.cgroup_remove(kept)
+        netns.delete(addr.node_ns("real-node-1"))
