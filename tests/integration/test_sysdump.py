@@ -10,6 +10,7 @@ environment the stand-ins print; the archive must not contain any of them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -414,9 +415,63 @@ def test_redaction_keeps_planted_secrets_out(
     assert SECRETS["secret-data"].encode() not in raw_blob  # Secret data: never collected
 
 
+class SlowRelay:
+    """A TCP relay to the API server that holds every chunk it forwards for ``delay``
+    seconds: the real API behind a slow link, so a sysdump lasts long enough to be
+    interrupted whatever the machine's speed."""
+
+    def __init__(self, upstream: tuple[str, int], delay: float = 0.03) -> None:
+        import socket
+        import threading
+
+        self.upstream, self.delay = upstream, delay
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self.stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream, timeout=30)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: Any, dst: Any) -> None:
+        try:
+            while not self.stop.is_set() and (data := src.recv(65536)):
+                time.sleep(self.delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (src, dst):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
 def test_interrupted_sysdump_leaves_a_valid_partial_archive(
     agents: Agents, dev_cluster: DevCluster, tmp_path: Path
 ) -> None:
+    kubeconfig = yaml.safe_load(dev_cluster.kubeconfig_path.read_text())
+    server = kubeconfig["clusters"][0]["cluster"]["server"]
+    host, port = server.removeprefix("https://").rsplit(":", 1)
+    relay = SlowRelay((host, int(port)))
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://{host}:{relay.port}"
+    slow_kubeconfig = tmp_path / "slow.kubeconfig"
+    slow_kubeconfig.write_text(yaml.safe_dump(kubeconfig))
     env = dict(os.environ, NO_COLOR="1")
     proc = subprocess.Popen(
         [
@@ -424,7 +479,7 @@ def test_interrupted_sysdump_leaves_a_valid_partial_archive(
             "-m",
             "ciliumctl",
             "--kubeconfig",
-            str(dev_cluster.kubeconfig_path),
+            str(slow_kubeconfig),
             "sysdump",
             "--worker-count",
             "1",
@@ -438,15 +493,16 @@ def test_interrupted_sysdump_leaves_a_valid_partial_archive(
         text=True,
     )
     target = tmp_path / "partial.zip"
-    deadline = time.monotonic() + 60
-    # interrupt as soon as the archive has its first bytes: most of the work is still ahead
-    # (waiting for more lost the race on a loaded 2-core machine: the run finished first)
-    while not (target.exists() and target.stat().st_size > 0):
+    deadline = time.monotonic() + 120
+    while not (target.exists() and target.stat().st_size > 20_000):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the sysdump never started writing"
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        relay.close()
     assert proc.returncode == 130, (out, err)
     assert "partial archive" in err
     with zipfile.ZipFile(target) as zf:
