@@ -577,7 +577,9 @@ class NodeRunner:
             [str(shutil.which("containerd")), "--config", str(conf)],
             self._log(node, "containerd"),
         )
-        deadline = time.monotonic() + 30
+        # generous: under heavy disk I/O the exec itself can stall for long (seen: state D
+        # in folio_wait_bit_common) before the daemon prints its first line
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.containerd_healthy(node):
                 return
@@ -696,7 +698,7 @@ class NodeRunner:
             started.append("kubelet")
         return started
 
-    def wait_kubelet_healthy(self, node: RealNode, timeout: float = 90.0) -> None:
+    def wait_kubelet_healthy(self, node: RealNode, timeout: float = 180.0) -> None:
         """Wait until the kubelet serves /healthz: a restarted kubelet's Node object still
         says Ready, so only its own health tells when it serves exec and logs again."""
         deadline = time.monotonic() + timeout
