@@ -85,6 +85,8 @@ def test_cgroup_create_thaws_a_frozen_node_cgroup() -> None:
         None,
     )
     if freezer is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI machines have the v1 freezer hierarchy this test needs")
         pytest.skip("no v1 freezer hierarchy on this kernel")
     realnodes.cgroup_create(root)
     try:
