@@ -90,8 +90,12 @@ def validate_texts(
     workers = _workers(len(units))
     if workers < 2:
         return _validate_units(units, target)
+    import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+
+    # What exists now lives as long as the workers: keep it out of their collections.
+    gc.freeze()
 
     size = -(-len(units) // (workers * 4))
     batches = [units[i : i + size] for i in range(0, len(units), size)]

@@ -69,6 +69,11 @@ class Node:
         """Every violation in ``value`` (located at ``path``)."""
         raise NotImplementedError
 
+    @cached_property
+    def any_string(self) -> bool:
+        """True when every ``str`` value is valid here: callers skip validating those."""
+        return False
+
     def _base(self, kind: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.description:
@@ -93,6 +98,15 @@ class Str(Node):
     pattern_hint: str = ""
     max_length: int | None = None
     min_length: int | None = None
+
+    @cached_property
+    def any_string(self) -> bool:
+        return (
+            not self.enum
+            and not self.pattern
+            and self.max_length is None
+            and self.min_length is None
+        )
 
     @cached_property
     def _compiled(self) -> re.Pattern[str] | None:
@@ -340,9 +354,11 @@ class Obj(Node):
                 continue
             node = self.fields.get(key)
             if node is not None:
-                yield from node.validate(item, (*path, key))
+                if item.__class__ is not str or not node.any_string:
+                    yield from node.validate(item, (*path, key))
             elif self.values is not None:
-                yield from self.values.validate(item, (*path, key))
+                if item.__class__ is not str or not self.values.any_string:
+                    yield from self.values.validate(item, (*path, key))
             elif key in self.forbidden:
                 bad = self.forbidden[key]
                 yield Issue((*path, key), bad.message, bad.fix, bad.rule)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache, partial
 from typing import Any
 
 from ciliumctl.validators.findings import Path
@@ -281,8 +281,16 @@ class _FastBuilder:
             if node.tag == _STR_TAG:
                 return node.value
             return self.loader.construct_object(node, deep=True)
+        # A child one level down may be inlined when that level is still allowed.
+        scalar = self.scalar if depth < MAX_DEPTH else None
         if cls is self.sequence:
-            return [self.build(item, depth + 1) for item in node.value]
+            # Plain string items are inlined: most values of a policy are strings.
+            return [
+                item.value
+                if type(item) is scalar and item.tag == _STR_TAG
+                else self.build(item, depth + 1)
+                for item in node.value
+            ]
         if cls is self.mapping:
             pairs = node.value
             for key_node, _ in pairs:
@@ -298,7 +306,10 @@ class _FastBuilder:
                         key = str(key)
                 if key in out:
                     raise _Fallback
-                out[key] = self.build(value_node, depth + 1)
+                if type(value_node) is scalar and value_node.tag == _STR_TAG:
+                    out[key] = value_node.value
+                else:
+                    out[key] = self.build(value_node, depth + 1)
             return out
         raise _Fallback
 
@@ -308,7 +319,9 @@ def _c_loader() -> Any:
     """A libyaml loader class whose tag resolution is memoised (None without libyaml).
 
     The resolver's answer depends only on (kind, value, implicit) when no path resolvers
-    are registered, and policies repeat the same keys and values over and over.
+    are registered, and policies repeat the same keys and values over and over. The memo
+    is an ``lru_cache`` set on each loader instance: libyaml's composer then resolves a
+    repeated scalar without running any Python code.
     """
     import yaml
 
@@ -317,18 +330,13 @@ def _c_loader() -> Any:
     base = yaml.CSafeLoader
     if base.yaml_path_resolvers:
         return None
-    cache: dict[tuple[Any, Any, Any], str] = {}
-    resolve: Any = base.resolve
+    reference = base("")
+    resolve = lru_cache(maxsize=100_000)(partial(base.resolve, reference))
 
     class Loader(base):  # type: ignore[misc,valid-type]
-        def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-            key = (kind, value, implicit)
-            tag = cache.get(key)
-            if tag is None:
-                tag = resolve(self, kind, value, implicit)
-                if len(cache) < 100_000:
-                    cache[key] = tag
-            return tag
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self.resolve = resolve
 
         def descend_resolver(self, current_node: Any, current_index: Any) -> None:
             return None
