@@ -91,6 +91,11 @@ class Addressing:
         return str(HOST_LINK_POOL.network_address + 4 * self.slot + 2)
 
     @property
+    def gateway_mac(self) -> str:
+        """The router bridge's own MAC address (locally administered, one per slot)."""
+        return f"02:cc:00:00:{self.slot >> 8 & 0xFF:02x}:{self.slot & 0xFF:02x}"
+
+    @property
     def underlay(self) -> ipaddress.IPv4Network:
         base = UNDERLAY_POOL.network_address + 256 * self.slot
         return ipaddress.IPv4Network(f"{base}/24")
@@ -355,7 +360,11 @@ def create(addr: Addressing, ports: Ports) -> None:
     netns.add(w)
     netns.sysctl(r, "net.ipv4.ip_forward", "1")
     netns.sysctl(r, "net.ipv6.conf.all.forwarding", "1")
-    netns.ip("link", "add", "br0", "type", "bridge", ns=r)
+    # A bridge without an address of its own takes the lowest of its ports' and changes it
+    # when a node with a lower one joins; the nodes that joined before then send to a MAC
+    # nobody has until their ARP entry expires (seen: a kubelet's API connection stalled
+    # for 45 s). A fixed, locally administered address per slot keeps the gateway's MAC.
+    netns.ip("link", "add", "br0", "address", addr.gateway_mac, "type", "bridge", ns=r)
     _addr(r, "br0", f"{addr.gateway}/24")
     _addr(r, "br0", f"{addr.gateway6}/64")
     netns.ip("link", "set", "br0", "up", ns=r)

@@ -1,11 +1,12 @@
 """The process that holds a real node's mount and UTS namespaces.
 
 Started as ``nsenter --net=<node netns> unshare --mount --uts --propagation slave --fork
-python -m ciliumctl.devcluster.nodeholder SPEC``: it names the host, bind-mounts the node's
-own directories over the paths kubelet, containerd and a CNI's DaemonSet use, mounts a fresh
-sysfs (so ``/sys/class/net`` shows the node's interfaces) and a bpffs of its own, makes every
-mount shared (Bidirectional hostPath volumes need it), writes its pid to the ready file and
-sleeps. containerd and kubelet then join it with ``nsenter -t PID --mount --uts --net``.
+python -m ciliumctl.devcluster.nodeholder SPEC``: it names the host, mounts a tmpfs over
+containerd's image store, bind-mounts the node's own directories over the paths kubelet,
+containerd and a CNI's DaemonSet use, mounts a fresh sysfs (so ``/sys/class/net`` shows the
+node's interfaces) and a bpffs of its own, makes every mount shared (Bidirectional hostPath
+volumes need it), writes its pid to the ready file and sleeps. containerd and kubelet then
+join it with ``nsenter -t PID --mount --uts --net``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def _mount(*args: str) -> None:
 def setup(spec: dict[str, object]) -> None:
     """Apply the node's hostname and mounts (in the current, fresh mount namespace)."""
     socket.sethostname(str(spec["hostname"]))
+    tmpfs = spec.get("tmpfs") or []
+    assert isinstance(tmpfs, list)
+    for target in tmpfs:
+        Path(str(target)).mkdir(parents=True, exist_ok=True)
+        _mount("-t", "tmpfs", "-o", "mode=0711", "tmpfs", str(target))
     binds = spec["binds"]
     assert isinstance(binds, dict)
     for target, source in binds.items():

@@ -71,11 +71,15 @@ NODE_DIRS = {
     "/var/log/pods": "var-log-pods",
     "/var/log/containers": "var-log-containers",
     "/run/containerd": "run-containerd",
-    "/var/lib/containerd": "var-lib-containerd",
     "/var/lib/cni": "var-lib-cni",
     "/var/lib/cilium": "var-lib-cilium",
 }
 NODE_FILES = {"/etc/machine-id": "machine-id", "/etc/resolv.conf": "resolv.conf"}
+#: Per-node directories in memory: containerd's image store and snapshots are rewritten
+#: by every node at every start (each node unpacks the images it runs), and on a busy
+#: disk that I/O stalled image pulls and even the daemons' own exec for many seconds.
+#: The tmpfs lives in the node's mount namespace and goes with it.
+NODE_TMPFS = ("/var/lib/containerd",)
 REQUIRED_TOOLS = {"containerd": "containerd", "runc": "runc", "nft": "nftables"}
 
 Progress = Callable[[str], None]
@@ -152,16 +156,25 @@ def check_host() -> None:
 
 
 # ---------------------------------------------------------------------------- processes
+_PF_KTHREAD = 0x00200000  # the flags field of /proc/PID/stat: a kernel thread
+
+
 def pid_alive(pid: int, hint: str) -> bool:
     """True when ``pid`` runs (not a zombie) and its command line contains ``hint``."""
     if pid <= 0:
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z" and hint.encode() in cmdline
+    if stat[0] == "Z":
+        return False
+    if not cmdline:
+        # In the middle of an exec (which can sit in state D on a busy disk) the command
+        # line reads empty; only a kernel thread has none for good.
+        return not int(stat[6]) & _PF_KTHREAD
+    return hint.encode() in cmdline
 
 
 def describe_pid(pid: int) -> str:
@@ -515,6 +528,7 @@ class NodeRunner:
                 {
                     "hostname": node.name,
                     "binds": binds,
+                    "tmpfs": list(NODE_TMPFS),
                     "stage": str(Path(node.dir) / "cgroup-stage"),
                     "ready": str(ready),
                 }

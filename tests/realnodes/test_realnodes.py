@@ -183,6 +183,26 @@ def test_each_node_has_its_own_namespaces_and_paths(real_cluster: DevCluster) ->
         mounts = _in_node(node, ["cat", "/proc/self/mountinfo"])
         bpf = [line for line in mounts.splitlines() if " /sys/fs/bpf " in line]
         assert bpf and "shared:" in bpf[-1] and " bpf " in bpf[-1]
+        # containerd's image store is in the node's memory, not on the host's disk
+        store = [line for line in mounts.splitlines() if " /var/lib/containerd " in line]
+        assert store and " - tmpfs " in store[-1]
+    # the router's bridge keeps its own MAC whatever ports join (a changing gateway MAC
+    # black-holes the traffic of nodes that joined earlier until their ARP entry expires)
+    addr = network.Addressing(real_cluster.name, int(_state(real_cluster)["network"]["slot"]))
+    link = subprocess.run(
+        ["ip", "-n", addr.router_ns, "-d", "link", "show", "br0"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"link/ether {addr.gateway_mac} " in link
+    poke = f"import socket; socket.socket(2, 2).sendto(b'arp', ({addr.gateway!r}, 9))"
+    for node in (first, second):
+        deadline = time.monotonic() + 10
+        neigh = ""
+        while addr.gateway_mac not in neigh and time.monotonic() < deadline:
+            _in_node(node, ["python3", "-c", poke])  # resolves the gateway's MAC
+            time.sleep(0.2)
+            neigh = _in_node(node, ["ip", "neigh", "show", addr.gateway])
+        assert addr.gateway_mac in neigh, neigh
     assert _in_node(first, ["cat", "/etc/machine-id"]) != _in_node(
         second, ["cat", "/etc/machine-id"]
     )

@@ -128,3 +128,11 @@ def test_down_sweeps_a_node_its_state_never_recorded() -> None:
         realnodes.cgroup_remove(lost)
         realnodes.cgroup_remove(kept)
         netns.delete(addr.node_ns("real-node-1"))
+
+
+def test_pid_alive_tells_our_processes_from_kernel_threads_and_other_programs() -> None:
+    assert realnodes.pid_alive(os.getpid(), "python")
+    assert not realnodes.pid_alive(os.getpid(), "no-such-program")
+    # kthreadd has no command line either, but it is a kernel thread: never one of ours
+    assert not realnodes.pid_alive(2, "")
+    assert not realnodes.pid_alive(0, "python")
