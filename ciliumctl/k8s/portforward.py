@@ -92,18 +92,24 @@ def _forward_one(
     stop: threading.Event,
     on_error: Callable[[str], None],
 ) -> None:
+    where = f"pod {namespace}/{pod} port {port}"
     try:
         stream = open_stream(client, namespace, pod, port)
     except KubeError as exc:
         on_error(exc.message)
         conn.close()
         return
-    remote = stream.socket(port)
+    except Exception as exc:  # a connection thread reports its failure
+        on_error(f"{where}: {exc or type(exc).__name__}")
+        conn.close()
+        return
     try:
-        _pump(conn, remote, stop)
+        _pump(conn, stream.socket(port), stop)
         error = stream.error(port)
         if error:
-            on_error(f"pod {namespace}/{pod} port {port}: {error}")
+            on_error(f"{where}: {error}")
+    except Exception as exc:  # e.g. the stream reset by the API server
+        on_error(f"{where}: {exc or type(exc).__name__}")
     finally:
         with contextlib.suppress(OSError):
             conn.close()
@@ -123,4 +129,7 @@ def _pump(local: socket.socket, remote: Any, stop: threading.Event) -> None:
                 return
             if not data:
                 return
-            peers[source].sendall(data)
+            try:
+                peers[source].sendall(data)
+            except OSError:
+                return
