@@ -95,12 +95,8 @@ def _forward_one(
     where = f"pod {namespace}/{pod} port {port}"
     try:
         stream = open_stream(client, namespace, pod, port)
-    except KubeError as exc:
-        on_error(exc.message)
-        conn.close()
-        return
-    except Exception as exc:  # a connection thread reports its failure
-        on_error(f"{where}: {exc or type(exc).__name__}")
+    except Exception as exc:  # a connection thread reports its failure, whatever it is
+        on_error(exc.message if isinstance(exc, KubeError) else f"{where}: {_why(exc)}")
         conn.close()
         return
     try:
@@ -109,12 +105,16 @@ def _forward_one(
         if error:
             on_error(f"{where}: {error}")
     except Exception as exc:  # e.g. the stream reset by the API server
-        on_error(f"{where}: {exc or type(exc).__name__}")
+        on_error(f"{where}: {_why(exc)}")
     finally:
         with contextlib.suppress(OSError):
             conn.close()
         with contextlib.suppress(Exception):
             stream.close()
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def _pump(local: socket.socket, remote: Any, stop: threading.Event) -> None:

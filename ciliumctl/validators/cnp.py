@@ -94,18 +94,22 @@ def validate_texts(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # What exists now lives as long as the workers: keep it out of their collections.
+    # What exists now lives as long as the workers: keep it out of their collections (and
+    # give it back to the collector afterwards, for callers that live on).
     gc.freeze()
 
     size = -(-len(units) // (workers * 4))
     batches = [units[i : i + size] for i in range(0, len(units), size)]
     report = Report()
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for part in pool.map(_validate_units, batches, [target] * len(batches)):
-            report.findings.extend(part.findings)
-            report.documents += part.documents
-            report.policies += part.policies
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for part in pool.map(_validate_units, batches, [target] * len(batches)):
+                report.findings.extend(part.findings)
+                report.documents += part.documents
+                report.policies += part.policies
+    finally:
+        gc.unfreeze()
     return report
 
 
