@@ -177,8 +177,7 @@ def _selectors(agent: Agent, _req: Request) -> tuple[int, Any]:
 
 
 def _maps(agent: Agent, _req: Request) -> tuple[int, Any]:
-    names = agent.datapath.map_names()
-    return 200, {"maps": [{"name": n, "path": n} for n in names]}
+    return 200, {"maps": agent.datapath.map_list()}
 
 
 def _map(agent: Agent, req: Request) -> tuple[int, Any]:

@@ -148,6 +148,12 @@ class AgentConfig:
                     "this agent",
                     f"use one of {', '.join(a or '(empty)' for a in allowed)}",
                 )
+        if self.flag("enable-bpf-masquerade"):
+            raise ConfigError(
+                f"enable-bpf-masquerade=true ({self.sources.get('enable-bpf-masquerade')}) is "
+                "not supported by this agent: it masquerades with iptables",
+                "set the Helm value bpf.masquerade=false",
+            )
         parse_duration(self.get("identity-heartbeat-timeout"))
         for key in ("agent-health-port", "cluster-id", "monitor-queue-size"):
             if not self.get(key).isdigit():

@@ -24,6 +24,7 @@ from ciliumctl.agent.endpoint import STATES, Endpoint, EndpointManager
 from ciliumctl.agent.identity import IdentityAllocator, labels_of
 from ciliumctl.agent.ipam import IPAM
 from ciliumctl.agent.ipcache import IPCache
+from ciliumctl.agent.masquerade import Masquerader
 from ciliumctl.agent.metrics import AgentMetrics
 from ciliumctl.agent.policy import (
     KINDS,
@@ -148,6 +149,9 @@ class Agent:
         self._stop = threading.Event()
         self.state_dir = Path(config.get("state-dir") or "/var/run/cilium") / "state"
         self.restored: list[int] = []
+        #: set by the agent's entry point when it masquerades (iptables in the node)
+        self.masquerader: Masquerader | None = None
+        self._masquerading: list[str] | None = None
 
     # ------------------------------------------------------------------ helpers
     def controller(self, name: str) -> Controller:
@@ -430,6 +434,7 @@ class Agent:
             if self.config.get("ipam") == "kubernetes":
                 spec = obj.get("spec") or {}
                 self.ipam.set_cidrs(spec.get("podCIDRs") or [spec.get("podCIDR") or ""][:1])
+                self._pod_cidrs_changed()
 
     def ciliumnode_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
         """This node's CiliumNode: the pod CIDRs the operator allocated (cluster-pool)."""
@@ -438,6 +443,12 @@ class Agent:
         if self.config.get("ipam") == "cluster-pool":
             cidrs = ((obj.get("spec") or {}).get("ipam") or {}).get("podCIDRs") or []
             self.ipam.set_cidrs(cidrs)
+            self._pod_cidrs_changed()
+
+    def _pod_cidrs_changed(self) -> None:
+        if self.masquerader is not None and self.ipam.cidrs != self._masquerading:
+            self._masquerading = self.ipam.cidrs
+            self.masquerader.sync(self._masquerading)
 
     def slice_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
         """EndpointSlices: service backends; the kubernetes service's are the API server."""
@@ -607,10 +618,9 @@ class Agent:
                 "features": {"nodePort": {"enabled": kpr}, "hostPort": {"enabled": False}},
             },
             "host-routing": {"mode": "Legacy"},
-            "masquerading": {
-                "enabled": self.config.flag("enable-ipv4-masquerade"),
-                "mode": "BPF" if self.config.flag("enable-bpf-masquerade") else "IPTables",
-            },
+            "masquerading": (
+                self.masquerader.status() if self.masquerader is not None else {"enabled": False}
+            ),
             "routing": {
                 "intra-host-routing-mode": "Legacy",
                 "inter-host-routing-mode": "Tunnel" if tunnel else "Native",

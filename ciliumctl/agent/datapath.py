@@ -66,6 +66,10 @@ class Datapath(Protocol):
         """The pinned maps."""
         ...
 
+    def map_list(self) -> list[dict[str, Any]]:
+        """Each pinned map with its name, path, entry count and size."""
+        ...
+
     def dump_map(self, name: str) -> list[dict[str, Any]]:
         """The entries of one BPF map as plain data."""
         ...

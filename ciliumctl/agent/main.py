@@ -83,9 +83,13 @@ def open_datapath(config: AgentConfig) -> Datapath:
 
 def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agent:
     """Start every server and loop of an agent; returns the running agent."""
+    from ciliumctl.agent import masquerade
     from ciliumctl.agent.api import serve_api, serve_health
 
+    masquerade.check_config(config)
     agent = Agent(config, datapath, client, node)
+    if masquerade.wanted(config):
+        agent.masquerader = masquerade.Masquerader(config)
     agent.restore_endpoints()
     serve_api(agent, config.socket_path)
     serve_health(agent, int(config.get("agent-health-port")))

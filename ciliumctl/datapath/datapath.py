@@ -537,6 +537,18 @@ class Datapath:
             if n.startswith("cilium_") and not n.endswith(".new")
         )
 
+    def map_list(self) -> list[dict[str, Any]]:
+        """Each pinned map with its entry count and size (``cilium-dbg map list``); the
+        ring buffer has no entries to count."""
+        out: list[dict[str, Any]] = []
+        for name in self.map_names():
+            with Map.open_pinned(self._pin(name)) as m:
+                size = m.info.max_entries
+                entries = None if name == maps.EVENTS else sum(1 for _ in m.keys())
+            out.append({"name": name, "path": self._pin(name), "entries": entries,
+                        "max-entries": size})  # fmt: skip
+        return out
+
     def dump_map(self, name: str) -> list[dict[str, Any]]:
         """Decoded entries of a pinned map (``cilium-dbg bpf ... list``)."""
         if name == maps.EVENTS:

@@ -98,10 +98,39 @@ def _map_entries(client: AgentClient, names: Sequence[str]) -> list[dict[str, An
 
 
 def _entries_text(entries: list[dict[str, Any]]) -> str:
+    """A table of decoded map entries, one column per field (maps decode to their own
+    fields: prefix/identity, frontend/slot/backend, ...)."""
     if not entries:
         return "No entries found.\n"
-    rows = [[json.dumps(e.get("key")), json.dumps(e.get("value"))] for e in entries]
-    return render.table(["KEY", "VALUE"], rows)
+    columns = list(dict.fromkeys(k for e in entries for k in e))
+    rows = [[_cell(e.get(c, "")) for c in columns] for e in entries]
+    return render.table([c.upper().replace("_", " ") for c in columns], rows)
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _lb_text(entries: list[dict[str, Any]]) -> str:
+    """``bpf lb list`` as upstream prints it: each frontend (slot 0, its backend count),
+    then its backends' addresses with the reverse-NAT index and the slot."""
+    if not entries:
+        return "No entries found.\n"
+    backends = {e["id"]: e["address"] for e in entries if "address" in e}
+    services = sorted(
+        (e for e in entries if "frontend" in e),
+        key=lambda e: (e["frontend"], e["proto"], e["slot"]),
+    )
+    rows: list[list[str]] = []
+    for e in services:
+        if e["slot"] == 0:
+            rows.append(
+                [e["frontend"], f"0.0.0.0:0 ({e['rev_nat_index']}) (0) [{e['count']} backends]"]
+            )
+        else:
+            address = backends.get(e["backend_id"], f"<backend {e['backend_id']} missing>")
+            rows.append(["", f"{address} ({e['rev_nat_index']}) ({e['slot']})"])
+    return render.table(["SERVICE ADDRESS", "BACKEND ADDRESS (REVNAT_ID) (SLOT)"], rows)
 
 
 def cmd_bpf(args: argparse.Namespace) -> int:
@@ -120,7 +149,7 @@ def cmd_bpf(args: argparse.Namespace) -> int:
         )
         return 0
     entries = _map_entries(client, BPF_MAPS[args.group])
-    _emit(args, entries, _entries_text)
+    _emit(args, entries, _lb_text if args.group == "lb" else _entries_text)
     return 0
 
 

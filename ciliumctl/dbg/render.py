@@ -18,6 +18,16 @@ def _line(name: str, value: str) -> str:
     return f"{name + ':':<25}{value}\n"
 
 
+def _masquerading(masq: dict[str, Any]) -> str:
+    """Upstream's line: Disabled, or the mode with the families really masqueraded (and why
+    one is not yet, when the agent says)."""
+    if not masq.get("enabled"):
+        return "Disabled"
+    ipv4 = (masq.get("enabledProtocols") or {}).get("ipv4")
+    line = f"{masq.get('mode', '')} [IPv4: {'Enabled' if ipv4 else 'Disabled'}, IPv6: Disabled]"
+    return line + (f"   {masq['msg']}" if masq.get("msg") else "")
+
+
 def status(data: dict[str, Any], verbose: bool = False) -> str:
     """``cilium-dbg status`` (sections as upstream prints them)."""
     k8s = data.get("kubernetes") or {}
@@ -47,10 +57,7 @@ def status(data: dict[str, Any], verbose: bool = False) -> str:
         f"Network: {net}{f' [{tunnel.lower()}]' if tunnel else ''}   "
         f"Host: {(data.get('host-routing') or {}).get('mode', 'Legacy')}",
     )
-    out += _line(
-        "Masquerading",
-        f"{masq.get('mode', '')} [IPv4: {'Enabled' if masq.get('enabled') else 'Disabled'}]",
-    )
+    out += _line("Masquerading", _masquerading(masq))
     out += _line(
         "Controller Status", f"{len(controllers) - len(failing)}/{len(controllers)} healthy"
     )

@@ -51,12 +51,18 @@ class RecordingDatapath:
         return self.services.pop((address, port, int(protocol)), None) is not None
 
     def dump_map(self, name: str) -> list[dict[str, Any]]:
-        if name == "cilium_ipcache":
-            return [{"key": p, "value": {"identity": e.identity}} for p, e in self.ipcache.items()]
+        if name == "cilium_ipcache":  # decoded as the real datapath decodes it
+            return [{"prefix": p, "identity": e.identity} for p, e in self.ipcache.items()]
         return []
 
     def map_names(self) -> list[str]:
         return ["cilium_ipcache"]
+
+    def map_list(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "cilium_ipcache", "path": "cilium_ipcache", "entries": len(self.ipcache),
+             "max-entries": 512000}
+        ]  # fmt: skip
 
     def events(self) -> RecordedEvents:
         return RecordedEvents(self)

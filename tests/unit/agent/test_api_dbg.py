@@ -114,7 +114,13 @@ def test_endpoints_identities_policy(
     code, out, _ = run_dbg(sock, "policy", "selectors", "-o", "json", capsys=capsys)
     assert any(s["selector"].startswith("cidr:192.0.2.0/24") for s in json.loads(out))
     code, out, _ = run_dbg(sock, "bpf", "ipcache", "list", "-o", "json", capsys=capsys)
-    assert code == 0
+    assert code == 0 and {"prefix": "10.0.1.2/32", "identity": web.identity} in json.loads(out)
+    code, out, _ = run_dbg(sock, "bpf", "ipcache", "list", capsys=capsys)
+    header, *rows = out.splitlines()
+    assert header.split() == ["PREFIX", "IDENTITY"] and "null" not in out
+    assert any(r.split() == ["10.0.1.2/32", str(web.identity)] for r in rows), out
+    code, out, _ = run_dbg(sock, "map", "list", capsys=capsys)
+    assert out.splitlines()[1].split() == ["cilium_ipcache", str(len(a.datapath.ipcache)), "512000"]  # type: ignore[attr-defined]
     code, out, _ = run_dbg(sock, "ip", "list", capsys=capsys)
     assert "10.0.1.2/32" in out and "192.0.2.0/24" in out
     code, out, _ = run_dbg(sock, "status", capsys=capsys)
@@ -236,3 +242,26 @@ def test_restart_restores_endpoints_without_touching_the_datapath(tmp_path: Path
     assert second.endpoints.get(gone.id) is None
     assert not (tmp_path / "state" / str(gone.id)).exists()
     assert dp.policies[ep.id] == again.result.policy  # type: ignore[union-attr]
+
+
+def test_bpf_lb_list_text_joins_frontends_with_their_backends() -> None:
+    """``bpf lb list`` prints each frontend (slot 0) then its backends' addresses with the
+    reverse-NAT index and slot, as upstream does; a backend id missing from the backends map
+    is named, never printed as null."""
+    from ciliumctl.dbg.main import _lb_text
+
+    entries = [  # decoded as ciliumctl.datapath.maps decodes the two LB maps
+        {"frontend": "10.96.0.1:443", "proto": 6, "slot": 1, "backend_id": 1, "count": 0,
+         "rev_nat_index": 1},
+        {"frontend": "10.96.0.1:443", "proto": 6, "slot": 0, "backend_id": 0, "count": 2,
+         "rev_nat_index": 1},
+        {"frontend": "10.96.0.1:443", "proto": 6, "slot": 2, "backend_id": 9, "count": 0,
+         "rev_nat_index": 1},
+        {"id": 1, "address": "198.18.0.1:6443"},
+    ]  # fmt: skip
+    lines = _lb_text(entries).splitlines()
+    assert lines[0].split("   ")[0] == "SERVICE ADDRESS"
+    assert lines[1].split() == ["10.96.0.1:443", "0.0.0.0:0", "(1)", "(0)", "[2", "backends]"]
+    assert lines[2].split() == ["198.18.0.1:6443", "(1)", "(1)"]
+    assert lines[3].split() == ["<backend", "9", "missing>", "(1)", "(2)"]
+    assert _lb_text([]) == "No entries found.\n"
