@@ -213,6 +213,133 @@ def test_a_cnp_allows_one_port_and_the_other_is_dropped_as_policy_denied(
     assert "Policy denied" in drops and f"{workload['echo']}:9090" in drops, drops
 
 
+def _cnp(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"endpointSelector": {"matchLabels": {"app": "echo"}}, **spec},
+    }
+
+
+def _until(check: Any, tries: int = 20) -> Any:
+    """The first truthy result of ``check()`` (about 1 s apart), else the last one."""
+    result = None
+    for _ in range(tries):
+        result = check()
+        if result:
+            return result
+        time.sleep(1)
+    return result
+
+
+def test_deleting_the_cnp_lets_the_denied_port_through_again(
+    client: Client, workload: dict[str, str]
+) -> None:
+    client.delete("cilium.io/v2", "CiliumNetworkPolicy", "echo-8080", NS)
+    url = f"http://{workload['echo']}:9090/"
+    assert _until(lambda: _curl(client, url) == (0, "200")), _curl(client, url)
+
+
+def test_a_deny_rule_beats_an_allow_for_the_same_traffic(
+    client: Client, workload: dict[str, str]
+) -> None:
+    peer = [{"matchLabels": {"app": "client"}}]
+    client.apply(
+        _cnp(
+            "allow-all-deny-8080",
+            {
+                "ingress": [{"fromEndpoints": peer}],
+                "ingressDeny": [
+                    {"fromEndpoints": peer, "toPorts": [{"ports": [{"port": "8080"}]}]}
+                ],
+            },
+        )
+    )
+    try:
+        denied = _until(lambda: _curl(client, f"http://{workload['echo']}:8080/")[0] != 0)
+        assert denied, "8080 stayed open although a deny rule covers it"
+        assert _curl(client, f"http://{workload['echo']}:9090/") == (0, "200")
+    finally:
+        client.delete("cilium.io/v2", "CiliumNetworkPolicy", "allow-all-deny-8080", NS)
+    assert _until(lambda: _curl(client, f"http://{workload['echo']}:8080/") == (0, "200"))
+
+
+def _dbg(client: Client, agent: str, *args: str) -> tuple[int, str]:
+    return _exec(client, "kube-system", agent, ["cilium-dbg", *args], "cilium-agent")
+
+
+def _echo_json(client: Client, url: str) -> dict[str, Any]:
+    code, out = _exec(
+        client, NS, "client", ["curl", "-s", "--connect-timeout", "3", "-m", "5", url]
+    )
+    assert code == 0, out
+    return dict(json.loads(out))
+
+
+def test_traffic_to_the_world_is_masqueraded_and_pod_to_pod_keeps_its_source(
+    client: Client, workload: dict[str, str]
+) -> None:
+    """The chart's default enable-ipv4-masquerade=true: the world (1.1.1.1, outside the
+    cluster) sees the client's node address, while a pod on the other node sees the pod."""
+    node = client.get("v1", "Node", NODES[1])
+    node_ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    assert _echo_json(client, "http://1.1.1.1/")["client"]["address"] == node_ip
+    seen = _echo_json(client, f"http://{workload['echo']}:8080/")["client"]["address"]
+    assert seen == workload["client"]
+    agent = _agents(client)[NODES[1]]["metadata"]["name"]
+    code, out = _dbg(client, agent, "status")
+    assert code == 0 and "IPTables [IPv4: Enabled, IPv6: Disabled]" in out, out
+
+
+def test_bpf_lb_list_and_map_list_show_the_services_and_map_sizes(client: Client) -> None:
+    agent = _agents(client)[NODES[0]]["metadata"]["name"]
+    code, out = _exec(
+        client, "kube-system", agent, ["cilium-dbg", "bpf", "lb", "list"], "cilium-agent"
+    )
+    assert code == 0 and "null" not in out, out
+    api = client.list("discovery.k8s.io/v1", "EndpointSlice", "default")[0]
+    api_backend = f"{api['endpoints'][0]['addresses'][0]}:{api['ports'][0]['port']}"
+    lines = out.splitlines()
+    assert lines[0].split("   ")[0] == "SERVICE ADDRESS"
+    front = next(i for i, line in enumerate(lines) if line.startswith("10.96.0.1:443"))
+    assert lines[front + 1].split()[0] == api_backend, out
+    code, out = _dbg(client, agent, "map", "list")
+    rows = {r.split()[0]: r.split()[1:] for r in out.splitlines()[1:]}
+    assert int(rows["cilium_lb4_services_v2"][0]) >= 2, out  # entries, then the size
+    assert int(rows["cilium_ipcache"][1]) > 0, out
+
+
+def test_a_sysdump_holds_each_agents_real_cilium_dbg_output(
+    cluster: DevCluster, client: Client, workload: dict[str, str], tmp_path: Path
+) -> None:
+    import zipfile
+
+    archive = tmp_path / "sysdump.zip"
+    run = _cilium(cluster, "sysdump", "--output-filename", str(tmp_path / "sysdump"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        for node, pod in _agents(client).items():
+            agent = pod["metadata"]["name"]
+
+            def read(stem: str, agent: str = agent) -> str:
+                name = next(n for n in names if f"/{stem}-{agent}-" in n)
+                return zf.read(name).decode()
+
+            assert "KubeProxyReplacement:" in read("cilium-dbg-status-verbose"), node
+            assert "SERVICE ADDRESS" in read("cilium-dbg-bpf-lb-list"), node
+            endpoints = json.loads(read("cilium-dbg-endpoint-list"))
+            mine = NODES.index(node)
+            pod_name = ("echo", "client")[mine]
+            ips = [
+                a.get("ipv4")
+                for ep in endpoints
+                for a in ((ep.get("status") or {}).get("networking") or {}).get("addressing") or []
+            ]
+            assert workload[pod_name] in ips, (node, ips)
+
+
 def test_cilium_status_wait_is_green(cluster: DevCluster) -> None:
     status = _cilium(cluster, "status", "--wait", "--wait-duration", "3m")
     assert status.returncode == 0, status.stdout + status.stderr
@@ -265,3 +392,110 @@ def test_connectivity_test_passes_against_the_projects_agent(
         POLICY_TESTS, "passed"
     ), cases
     assert "failed" not in cases.values()
+
+
+#: a TCP echo server, and a client that sends a line every 0.5 s on one connection and
+#: stops at the first wrong or missing answer (bounded: 600 rounds, about 5 minutes)
+_LINE_SERVER = """
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 7000))
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    for line in c.makefile("rb"):
+        c.sendall(line)
+    c.close()
+"""
+_LINE_CLIENT = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 7000), timeout=5)
+for i in range(600):
+    c.sendall(b"%d\\n" % i)
+    got = c.recv(64)
+    if got != b"%d\\n" % i:
+        print("broken", i, got, flush=True)
+        sys.exit(1)
+    print("round", i, flush=True)
+    time.sleep(0.5)
+"""
+
+
+def _rounds(client: Client, pod: str) -> int:
+    logs = client.pod_logs(NS, pod).decode()
+    assert "broken" not in logs and "Traceback" not in logs, logs
+    return sum(1 for line in logs.splitlines() if line.startswith("round "))
+
+
+def test_a_restarted_agent_runs_its_cnc_config_and_keeps_an_established_connection(
+    cluster: DevCluster, client: Client, workload: dict[str, str]
+) -> None:
+    """A CiliumNodeConfig for real-node-0, then that node's agent restarted (its pod
+    deleted): the agent runs exactly what `cilium config node effective` printed, and a TCP
+    connection from a pod on that node, opened before the restart, keeps working."""
+    for name, node, argv in (
+        ("line-server", NODES[1], ["python3", "-c", _LINE_SERVER]),
+        ("line-client", NODES[0], None),
+    ):
+        if argv is None:
+            server_ip = client.get("v1", "Pod", "line-server", NS)["status"]["podIP"]
+            argv = ["python3", "-c", _LINE_CLIENT, server_ip]
+        client.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {
+                    "nodeName": node,
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "c", "image": ECHO_IMAGE, "command": argv}],
+                },
+            }
+        )
+        client.wait_ready([ObjectRef("v1", "Pod", name, NS)], timeout=120)
+    assert _until(lambda: _rounds(client, "line-client") >= 3)
+    client.apply(
+        {
+            "apiVersion": "cilium.io/v2",
+            "kind": "CiliumNodeConfig",
+            "metadata": {"name": "node-0-heartbeat", "namespace": "kube-system"},
+            "spec": {
+                "nodeSelector": {"matchLabels": {"kubernetes.io/hostname": NODES[0]}},
+                "defaults": {"identity-heartbeat-timeout": "45m0s"},
+            },
+        }
+    )
+    old = _agents(client)[NODES[0]]["metadata"]["name"]
+    client.delete("v1", "Pod", old, "kube-system")
+    ds = ObjectRef("apps/v1", "DaemonSet", "cilium", "kube-system")
+
+    def restarted() -> str | None:
+        pod = _agents(client).get(NODES[0])
+        if pod is None or pod["metadata"]["name"] == old:
+            return None
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (pod.get("status") or {}).get("conditions") or []
+        )
+        return str(pod["metadata"]["name"]) if ready else None
+
+    new = _until(restarted, tries=180)
+    assert new, "the agent on real-node-0 did not come back Ready"
+    client.wait_ready([ds], timeout=120)
+    before = _rounds(client, "line-client")
+    assert _until(lambda: _rounds(client, "line-client") >= before + 6)
+    phase = client.get("v1", "Pod", "line-client", NS)["status"]["phase"]
+    assert phase == "Running", client.pod_logs(NS, "line-client").decode()
+
+    effective = _cilium(cluster, "config", "node", "effective", NODES[0], "-o", "json")
+    assert effective.returncode == 0, effective.stderr
+    wanted = {k: v["value"] for k, v in json.loads(effective.stdout)["config"].items()}
+    assert wanted["identity-heartbeat-timeout"] == "45m0s"
+    code, out = _exec(
+        client, "kube-system", new, ["cilium-dbg", "config", "-o", "json"], "cilium-agent"
+    )
+    assert code == 0, out
+    running = json.loads(out)["status"]["daemonConfigurationMap"]
+    assert {k: running.get(k) for k in wanted} == wanted
