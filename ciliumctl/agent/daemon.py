@@ -240,7 +240,8 @@ class Agent:
 
     def reconcile_restored(self) -> None:
         """After sync: restored endpoints whose pod is gone are removed, the others take
-        their addresses back and are regenerated with the current policy."""
+        their addresses back and are regenerated with the current policy, their programs
+        rebuilt by this agent."""
         for endpoint_id in self.restored:
             ep = self.endpoints.get(endpoint_id)
             if ep is None:
@@ -255,6 +256,14 @@ class Agent:
                 except CiliumctlError as exc:
                     self.controller(f"restore-endpoint ({ep.id})").fail(str(exc))
             self.endpoints.update_pod(pod, self.ns_labels(ep.namespace), force=True)
+            if ep.result is not None:
+                # Recompile and re-attach with this agent's code and configuration (the
+                # identity may have changed too); tc filter replacement is atomic, so the
+                # old programs forward until the new ones are in place.
+                try:
+                    self.datapath.create_endpoint(ep.spec(), ep.result.policy)
+                except CiliumctlError as exc:
+                    self.controller(f"restore-endpoint ({ep.id})").fail(str(exc))
         self.restored = []
 
     def remove_state(self, endpoint_id: int) -> None:

@@ -544,7 +544,7 @@ class Datapath:
         for name in self.map_names():
             with Map.open_pinned(self._pin(name)) as m:
                 size = m.info.max_entries
-                entries = None if name == maps.EVENTS else sum(1 for _ in m.keys())
+                entries = None if name == maps.EVENTS else sum(1 for _ in m.keys())  # noqa: SIM118 (Map is not iterable)
             out.append({"name": name, "path": self._pin(name), "entries": entries,
                         "max-entries": size})  # fmt: skip
         return out

@@ -499,3 +499,26 @@ def test_a_restarted_agent_runs_its_cnc_config_and_keeps_an_established_connecti
     assert code == 0, out
     running = json.loads(out)["status"]["daemonConfigurationMap"]
     assert {k: running.get(k) for k in wanted} == wanted
+
+
+def test_a_restored_endpoint_enforces_a_policy_applied_after_the_restart(
+    client: Client, workload: dict[str, str]
+) -> None:
+    """The echo endpoint on real-node-0 was restored by the restarted agent (programs
+    rebuilt): a CNP applied now still takes effect on it, and deleting it reopens the port."""
+    spec = {
+        "ingress": [
+            {
+                "fromEndpoints": [{"matchLabels": {"app": "client"}}],
+                "toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}],
+            }
+        ]
+    }
+    client.apply(_cnp("after-restart", spec))
+    try:
+        url = f"http://{workload['echo']}:9090/"
+        assert _until(lambda: _curl(client, url)[0] != 0), "9090 stayed open after the restart"
+        assert _curl(client, f"http://{workload['echo']}:8080/") == (0, "200")
+    finally:
+        client.delete("cilium.io/v2", "CiliumNetworkPolicy", "after-restart", NS)
+    assert _until(lambda: _curl(client, url) == (0, "200"))

@@ -242,6 +242,8 @@ def test_restart_restores_endpoints_without_touching_the_datapath(tmp_path: Path
     assert second.endpoints.get(gone.id) is None
     assert not (tmp_path / "state" / str(gone.id)).exists()
     assert dp.policies[ep.id] == again.result.policy  # type: ignore[union-attr]
+    # the survivor's programs are rebuilt by the new agent (its code, its identity)
+    assert set(dp.endpoints) == {ep.id} and dp.endpoints[ep.id].identity == ep.identity
 
 
 def test_bpf_lb_list_text_joins_frontends_with_their_backends() -> None:
