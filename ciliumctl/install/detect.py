@@ -127,7 +127,9 @@ _FLAVOR_VALUES: dict[str, dict[str, Any]] = {
             "image": {
                 "override": f"{DEV_REGISTRY}/ciliumctl/operator-generic:{DEV_TAG}",
                 "pullPolicy": "Always",
-            }
+            },
+            # kwok nodes in the same cluster would "run" it as a status field only
+            "nodeSelector": {DEV_REAL_LABEL: "true"},
         },
     },
     "generic": {},

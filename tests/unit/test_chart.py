@@ -985,3 +985,20 @@ def test_metrics_services_without_service_monitors(helm: str, tmp_path: Path) ->
     assert find(objs, "Service", "cilium-agent")["spec"]["ports"][0]["port"] == 9962
     assert find(objs, "Service", "cilium-operator")["spec"]["ports"][0]["port"] == 9963
     assert find(objs, "Service", "hubble-metrics")["metadata"]["annotations"]["a"] == "b"
+
+
+def test_dev_cluster_real_puts_the_operator_on_real_nodes(helm: str, tmp_path: Path) -> None:
+    """A dev cluster with kwok and real nodes: the operator must run where pods really run
+    (a kwok node only pretends), next to upstream's own kubernetes.io/os selector."""
+    from ciliumctl.devcluster import realnodes
+    from ciliumctl.install import detect
+
+    values = {"operator": detect._FLAVOR_VALUES["dev-cluster-real"]["operator"]}
+    objs = render(helm, values, tmp_path)
+    op = next(
+        o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "cilium-operator"
+    )
+    assert op["spec"]["template"]["spec"]["nodeSelector"] == {
+        "kubernetes.io/os": "linux",
+        realnodes.REAL_LABEL: "true",
+    }
