@@ -77,6 +77,8 @@ class Component:
     images: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: agent pods on kwok nodes, where there is no process to ask for its own status
+    agents_not_queried: int = 0
 
 
 @dataclass
@@ -198,9 +200,93 @@ def _managed(client: StatusClient) -> tuple[int, int]:
     return len(endpoints), len(pods)
 
 
+#: seconds one agent may take to answer ``cilium-dbg status`` (an agent that hangs is an
+#: error of that pod, not a hung ``cilium status``)
+AGENT_STATUS_TIMEOUT = 10.0
+
+
+def _is_kwok(node: dict[str, Any] | None) -> bool:
+    annotations = ((node or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get("kwok.x-k8s.io/node") == "fake"
+
+
+def agent_errors(response: dict[str, Any]) -> list[str]:
+    """What an agent's own status (upstream's StatusResponse) says is wrong, as cilium-cli
+    reports it: the agent and Kubernetes states, failing controllers, masquerading that is
+    not in place."""
+    out = []
+    for section in ("cilium", "kubernetes"):
+        st = response.get(section) or {}
+        if st.get("state") not in (None, "Ok", "Disabled"):
+            out.append(f"{section}: {st.get('state')} {st.get('msg') or ''}".rstrip())
+    for ctl in response.get("controllers") or []:
+        st = ctl.get("status") or {}
+        if st.get("consecutive-failure-count"):
+            out.append(
+                f"controller {ctl.get('name')} is failing: {st.get('last-failure-msg') or '?'}"
+            )
+    masq = response.get("masquerading") or {}
+    if masq.get("enabled") and masq.get("msg") and "waiting" not in str(masq.get("msg")):
+        out.append(f"masquerading: {masq['msg']}")
+    return out
+
+
+def _agent_status(client: Any, namespace: str, pod: dict[str, Any]) -> list[str]:
+    """Errors of one running agent: exec ``cilium-dbg status -o json`` in it, as cilium-cli
+    does; a failed or hung exec is an error of that pod."""
+    import json
+
+    from ciliumctl.errors import CiliumctlError
+
+    name = pod["metadata"]["name"]
+    argv = ["cilium-dbg", "status", "-o", "json"]
+    try:
+        result = client.exec(namespace, name, argv, "cilium-agent", timeout=AGENT_STATUS_TIMEOUT)
+    except (CiliumctlError, OSError, TimeoutError) as exc:
+        return [f"pod {name}: unable to retrieve cilium status: {exc}"]
+    if result.exit_code != 0:
+        why = (result.stderr or result.stdout).decode(errors="replace").strip()[-300:]
+        return [
+            f"pod {name}: unable to retrieve cilium status: {why or f'exit {result.exit_code}'}"
+        ]
+    try:
+        response = json.loads(result.stdout)
+    except ValueError:
+        return [f"pod {name}: cilium-dbg status -o json printed no JSON"]
+    return [f"pod {name}: {e}" for e in agent_errors(response)]
+
+
+def _query_agents(client: StatusClient, namespace: str, comp: Component) -> None:
+    """Add each running agent's own errors to the agent component (agents on kwok nodes
+    have no process to ask and are counted in ``agents_not_queried``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not hasattr(client, "exec") or comp.state == "disabled":
+        return
+    pods = client.list("v1", "Pod", namespace, label_selector="k8s-app=cilium")
+    nodes = {n["metadata"]["name"]: n for n in client.list("v1", "Node")}
+    running = [
+        p
+        for p in pods
+        if (p.get("status") or {}).get("phase") == "Running"
+        and not _is_kwok(nodes.get((p.get("spec") or {}).get("nodeName", "")))
+    ]
+    comp.agents_not_queried = sum(
+        1 for p in pods if _is_kwok(nodes.get((p.get("spec") or {}).get("nodeName", "")))
+    )
+    if not running:
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
+        found = list(pool.map(lambda p: _agent_status(client, namespace, p), running))
+    comp.errors += [e for errors in found for e in errors]
+    if comp.errors:
+        comp.state = "error"
+
+
 def collect(client: StatusClient, namespace: str, release: str) -> CiliumStatus:
     """Read the cluster once and compute the status."""
     components = [_component(client, namespace, spec) for spec in COMPONENTS]
+    _query_agents(client, namespace, components[0])
     managed, total = _managed(client)
     status = CiliumStatus(
         namespace, components, _helm_chart_version(client, namespace, release), managed, total

@@ -347,6 +347,51 @@ def test_cilium_status_wait_is_green(cluster: DevCluster) -> None:
     assert f"{realnodes.REGISTRY_NAME}/ciliumctl/cilium:0.1.0: 2" in status.stdout
 
 
+def _agent_pid(node: str) -> int:
+    """The host pid of the cilium-agent process serving ``node`` (one PID namespace)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"cilium-agent") for a in argv[:2]) and (
+            f"K8S_NODE_NAME={node}".encode() in env
+        ):
+            found.append(int(entry.name))
+    assert len(found) == 1, f"cilium-agent processes for {node}: {found}"
+    return found[0]
+
+
+def test_one_unhealthy_agent_shows_in_cilium_status_by_pod(
+    cluster: DevCluster, client: Client
+) -> None:
+    """The agent on real-node-1 stopped (SIGSTOP: its API no longer answers) while its pod
+    still looks Running and Ready: `cilium status` asks each agent, as cilium-cli does, and
+    reports that pod, and only it; once it runs again the status is green."""
+    import signal
+
+    sick = _agents(client)[NODES[1]]["metadata"]["name"]
+    well = _agents(client)[NODES[0]]["metadata"]["name"]
+    pid = _agent_pid(NODES[1])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        run = _cilium(cluster, "status", "-o", "json")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert run.returncode == 1, run.stdout + run.stderr
+    errors = json.loads(run.stdout)["errors"]
+    assert any(
+        e.startswith(f"cilium: pod {sick}: unable to retrieve cilium status") for e in errors
+    )
+    assert not any(well in e for e in errors), errors
+    again = _cilium(cluster, "status", "--wait", "--wait-duration", "1m")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
 #: the policy tests that must run (not skip) and pass against the project's agent
 POLICY_TESTS = (
     "allow-all-except-world",
