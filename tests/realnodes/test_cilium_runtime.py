@@ -51,7 +51,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     dev = DevCluster(name, state_dir=state / name)
     try:
         dev.up(0, real_nodes=len(NODES), timeout=600)
-        installed = _cilium(dev, "install")
+        # identity GC quick enough to watch (upstream's 15m interval / 30m timeout)
+        gc = (
+            "--set",
+            "operator.identityGCInterval=5s",
+            "--set",
+            "operator.identityHeartbeatTimeout=10s",
+        )
+        installed = _cilium(dev, "install", *gc)
         assert installed.returncode == 0, installed.stdout + installed.stderr
         yield dev
     finally:
@@ -338,6 +345,42 @@ def test_a_sysdump_holds_each_agents_real_cilium_dbg_output(
                 for a in ((ep.get("status") or {}).get("networking") or {}).get("addressing") or []
             ]
             assert workload[pod_name] in ips, (node, ips)
+
+
+def test_the_operator_collects_an_identity_once_its_pods_are_gone(client: Client) -> None:
+    """A pod with labels of its own gets a new CiliumIdentity; once the pod is deleted the
+    operator marks the unused identity and deletes it a heartbeat timeout later (10 s)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "lonely", "namespace": NS, "labels": {"app": "lonely"}},
+        "spec": {
+            "nodeName": NODES[0],
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": CLIENT_IMAGE}],
+        },
+    }
+    client.apply(pod)
+    client.wait_ready([ObjectRef("v1", "Pod", "lonely", NS)], timeout=120)
+
+    def identity() -> int | None:
+        cep = client.get_or_none("cilium.io/v2", "CiliumEndpoint", "lonely", NS)
+        found = ((cep or {}).get("status") or {}).get("identity") or {}
+        return found.get("id")
+
+    ident = _until(identity, tries=30)
+    assert ident is not None and ident >= 256
+    labels = client.get("cilium.io/v2", "CiliumIdentity", str(ident))["security-labels"]
+    assert labels["k8s:app"] == "lonely"
+    client.delete("v1", "Pod", "lonely", NS)
+    gone = _until(
+        lambda: client.get_or_none("cilium.io/v2", "CiliumIdentity", str(ident)) is None, tries=90
+    )
+    assert gone, f"CiliumIdentity {ident} still there 90 s after its only pod went"
+    for name in ("echo", "client"):  # identities still in use stay
+        cep = client.get("cilium.io/v2", "CiliumEndpoint", name, NS)
+        kept = str(cep["status"]["identity"]["id"])
+        assert client.get_or_none("cilium.io/v2", "CiliumIdentity", kept) is not None
 
 
 def test_cilium_status_wait_is_green(cluster: DevCluster) -> None:
