@@ -149,6 +149,7 @@ class Agent:
         self._stop = threading.Event()
         self.state_dir = Path(config.get("state-dir") or "/var/run/cilium") / "state"
         self.restored: list[int] = []
+        self._state_lock = threading.Lock()
         #: set by the agent's entry point when it masquerades (iptables in the node)
         self.masquerader: Masquerader | None = None
         self._masquerading: list[str] | None = None
@@ -204,18 +205,24 @@ class Agent:
 
     # ------------------------------------------------------------------ restart
     def _save(self, ep: Endpoint) -> None:
-        record = ep.state_record()
-        if record == ep.saved:
-            return
-        path = self.state_dir / str(ep.id) / "ep.json"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record))
-            os.replace(tmp, path)
-            ep.saved = record
-        except OSError as exc:
-            self.controller("endpoint-state-save").fail(str(exc))
+        """Write the endpoint's state file (atomically). Saves and removals are serialised:
+        an endpoint deleted meanwhile is not written back, and a success clears an earlier
+        failure of the controller."""
+        with self._state_lock:
+            record = ep.state_record()
+            if record == ep.saved or self.endpoints.get(ep.id) is not ep:
+                return
+            path = self.state_dir / str(ep.id) / "ep.json"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(record))
+                os.replace(tmp, path)
+                ep.saved = record
+            except OSError as exc:
+                self.controller("endpoint-state-save").fail(str(exc))
+                return
+            self.controller("endpoint-state-save").ok()
 
     def restore_endpoints(self) -> list[Endpoint]:
         """Endpoints a previous agent left (state files); their datapath state is kept.
@@ -269,10 +276,11 @@ class Agent:
     def remove_state(self, endpoint_id: int) -> None:
         """Forget an endpoint's state file."""
         path = self.state_dir / str(endpoint_id)
-        for child in path.glob("*"):
-            child.unlink(missing_ok=True)
-        if path.is_dir():
-            path.rmdir()
+        with self._state_lock:
+            for child in path.glob("*"):
+                child.unlink(missing_ok=True)
+            if path.is_dir():
+                path.rmdir()
 
     # ------------------------------------------------------------------ policy
     def policy_event(self, kind: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:

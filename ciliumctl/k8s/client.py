@@ -367,6 +367,19 @@ class Client:
         )
         return result
 
+    def update(self, obj: Obj) -> Obj:
+        """Replace ``obj`` (PUT, the ``update`` verb); its ``metadata.resourceVersion``
+        makes the write conditional: :class:`ConflictError` when someone wrote first."""
+        ref = ObjectRef.of(obj)
+        result: Obj = self.request(
+            "PUT",
+            self._path(ref.api_version, ref.kind, ref.namespace, ref.name),
+            what=f"update {ref}",
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=obj,
+        )
+        return result
+
     def patch(
         self,
         api_version: str,

@@ -7,6 +7,7 @@ identity back in use loses the mark.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,20 @@ def _parse(text: str) -> float:
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
+def _annotate(client: Any, ident: dict[str, Any], mark: str | None) -> None:
+    """Set or clear the heartbeat mark by update (the chart grants update on identities, as
+    upstream's does, not patch); an identity changed meanwhile is looked at next pass."""
+    from ciliumctl.k8s.errors import ConflictError, NotFoundError
+
+    meta = dict(ident["metadata"])
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != HEARTBEAT}
+    if mark is not None:
+        annotations[HEARTBEAT] = mark
+    meta["annotations"] = annotations
+    with contextlib.suppress(ConflictError, NotFoundError):
+        client.update({**ident, "metadata": meta})
+
+
 def identities(client: Any, heartbeat_timeout: float, now: float | None = None) -> GCResult:
     """One identity GC pass."""
     now = time.time() if now is None else now
@@ -51,12 +66,10 @@ def identities(client: Any, heartbeat_timeout: float, now: float | None = None) 
         if name.isdigit() and int(name) in used:
             result.alive += 1
             if mark:
-                client.patch(CILIUM_API, "CiliumIdentity", name,
-                             {"metadata": {"annotations": {HEARTBEAT: None}}})  # fmt: skip
+                _annotate(client, ident, None)
             continue
         if not mark:
-            client.patch(CILIUM_API, "CiliumIdentity", name,
-                         {"metadata": {"annotations": {HEARTBEAT: _stamp(now)}}})  # fmt: skip
+            _annotate(client, ident, _stamp(now))
             result.marked.append(name)
         elif now - _parse(mark) >= heartbeat_timeout:
             client.delete(CILIUM_API, "CiliumIdentity", name)

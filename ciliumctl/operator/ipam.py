@@ -96,15 +96,10 @@ def reconcile(client: Any, pool: ClusterPool) -> dict[str, str]:
                 pool.used.discard(cidr)
                 continue  # the agent created it meanwhile: next round fills it
         else:
-            client.patch(
-                CILIUM_API,
-                "CiliumNode",
-                name,
-                {
-                    "metadata": {"resourceVersion": cn["metadata"]["resourceVersion"]},
-                    "spec": {"ipam": {"podCIDRs": [cidr]}},
-                },
-            )
+            # update with the read resourceVersion (the chart grants update, not patch)
+            spec = dict(cn.get("spec") or {})
+            spec["ipam"] = {**(spec.get("ipam") or {}), "podCIDRs": [cidr]}
+            client.update({**cn, "spec": spec})
         log.info("allocated %s to node %s", cidr, name)
         allocated[name] = cidr
     return allocated

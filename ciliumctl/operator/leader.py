@@ -88,19 +88,14 @@ class LeaderElector:
         duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
         if holder and holder != self.identity and now < renewed + duration:
             return False  # someone else holds a live lease
-        patch_spec = dict(spec_now)
+        changes = dict(spec_now)
         if holder != self.identity:
-            patch_spec["acquireTime"] = _micro(now)
-            patch_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
-        version = lease["metadata"]["resourceVersion"]
+            changes["acquireTime"] = _micro(now)
+            changes["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         try:
-            self.client.patch(
-                LEASE_API,
-                "Lease",
-                self.name,
-                {"metadata": {"resourceVersion": version}, "spec": patch_spec},
-                self.namespace,
-            )
+            # update (PUT with the read resourceVersion): the chart's RBAC grants get and
+            # update on the operator's lease, as upstream's does, not patch
+            self.client.update({**lease, "spec": {**spec, **changes}})
         except ConflictError:
             return False  # another candidate wrote first
         self.last_renew = now
@@ -133,17 +128,9 @@ class LeaderElector:
             return
         lease = self.client.get_or_none(LEASE_API, "Lease", self.name, self.namespace)
         if lease and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+            spec = {k: v for k, v in (lease.get("spec") or {}).items() if k != "holderIdentity"}
             try:
-                self.client.patch(
-                    LEASE_API,
-                    "Lease",
-                    self.name,
-                    {
-                        "metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]},
-                        "spec": {"holderIdentity": None, "renewTime": _micro(0)},
-                    },
-                    self.namespace,
-                )
+                self.client.update({**lease, "spec": {**spec, "renewTime": _micro(0)}})
             except KubeError as exc:
                 log.warning("releasing the lease: %s", exc.message)
         self._set(False)
