@@ -23,7 +23,8 @@ step "cilium dev-cluster status"
 cilium dev-cluster status
 
 step "cilium install --wait (Helm, the bundled chart, values detected for the dev cluster)"
-if cilium version -o json | grep -q '"installed": true'; then
+version_json=$(cilium version -o json)
+if grep -q '"installed": true' <<<"$version_json"; then
     echo "Cilium is already installed on this dev cluster; keeping it."
 else
     cilium install --wait
@@ -39,7 +40,10 @@ step "cilium reconcile diff --source examples/gitops (exit 0: the cluster matche
 cilium reconcile diff --source examples/gitops
 
 step "cilium config view"
-cilium config view | head -20
+# captured first: `head` exits after 20 lines, and under pipefail the writer's broken pipe
+# would fail the demo
+view=$(cilium config view)
+printf '%s\n' "$view" | head -20
 echo "..."
 
 step "cilium config node: one CiliumNodeConfig and the effective config of a node"
