@@ -60,6 +60,7 @@ python -c "import zipfile; z = zipfile.ZipFile('demo-sysdump.zip'); \
 print(z.read(next(n for n in z.namelist() if n.endswith('index.md'))).decode())"
 
 "$(dirname "$0")/demo-realnodes.sh"
+"$(dirname "$0")/demo-cilium.sh"
 
 cat <<'NEXT'
 
