@@ -65,6 +65,9 @@ class TimingDatapath:
     def map_names(self) -> list[str]:
         return []
 
+    def map_list(self) -> list[dict[str, Any]]:
+        return []
+
     def dump_map(self, name: str) -> list[dict[str, Any]]:
         return []
 
