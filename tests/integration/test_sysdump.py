@@ -420,7 +420,7 @@ class SlowRelay:
     seconds: the real API behind a slow link, so a sysdump lasts long enough to be
     interrupted whatever the machine's speed."""
 
-    def __init__(self, upstream: tuple[str, int], delay: float = 0.03) -> None:
+    def __init__(self, upstream: tuple[str, int], delay: float = 0.15) -> None:
         import socket
         import threading
 
