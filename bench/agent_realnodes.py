@@ -106,21 +106,10 @@ def _first_after(client: Client, state: str, since: float, timeout: float = 15.0
 
 
 def _agent_rss_mib(node: str) -> float:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            env = (entry / "environ").read_bytes().split(b"\0")
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if any(a.endswith(b"cilium-agent") for a in argv[:2]) and (
-            f"K8S_NODE_NAME={node}".encode() in env
-        ):
-            kib = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
-            return round(kib / 1024, 1)
-    raise SystemExit(f"no cilium-agent process for {node}")
+    pid = rn.node_process("cilium-agent", node)
+    status = Path(f"/proc/{pid}/status").read_text()
+    kib = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
+    return round(kib / 1024, 1)
 
 
 def _pctl(values: list[float]) -> dict[str, float]:

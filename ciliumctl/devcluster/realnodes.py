@@ -159,6 +159,28 @@ def check_host() -> None:
 _PF_KTHREAD = 0x00200000  # the flags field of /proc/PID/stat: a kernel thread
 
 
+def node_process(program: str, node: str) -> int:
+    """The host pid of the one ``program`` process (a container's, by its command line)
+    whose environment says it serves ``node`` (``K8S_NODE_NAME``): real nodes share the
+    machine's PID namespace, so a test or bench can signal or measure it directly."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(program.encode()) for a in argv[:2]) and (
+            f"K8S_NODE_NAME={node}".encode() in env
+        ):
+            found.append(int(entry.name))
+    if len(found) != 1:
+        raise DevClusterError(f"{len(found)} {program} processes serve {node}: {found}")
+    return found[0]
+
+
 def pid_alive(pid: int, hint: str) -> bool:
     """True when ``pid`` runs (not a zombie) and its command line contains ``hint``."""
     if pid <= 0:

@@ -390,25 +390,6 @@ def test_cilium_status_wait_is_green(cluster: DevCluster) -> None:
     assert f"{realnodes.REGISTRY_NAME}/ciliumctl/cilium:0.1.0: 2" in status.stdout
 
 
-def _agent_pid(node: str) -> int:
-    """The host pid of the cilium-agent process serving ``node`` (one PID namespace)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(a.endswith(b"cilium-agent") for a in argv[:2]) and (
-            f"K8S_NODE_NAME={node}".encode() in env
-        ):
-            found.append(int(entry.name))
-    assert len(found) == 1, f"cilium-agent processes for {node}: {found}"
-    return found[0]
-
-
 def test_one_unhealthy_agent_shows_in_cilium_status_by_pod(
     cluster: DevCluster, client: Client
 ) -> None:
@@ -419,7 +400,7 @@ def test_one_unhealthy_agent_shows_in_cilium_status_by_pod(
 
     sick = _agents(client)[NODES[1]]["metadata"]["name"]
     well = _agents(client)[NODES[0]]["metadata"]["name"]
-    pid = _agent_pid(NODES[1])
+    pid = realnodes.node_process("cilium-agent", NODES[1])
     os.kill(pid, signal.SIGSTOP)
     try:
         run = _cilium(cluster, "status", "-o", "json")

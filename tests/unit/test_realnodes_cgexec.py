@@ -136,3 +136,22 @@ def test_pid_alive_tells_our_processes_from_kernel_threads_and_other_programs() 
     # kthreadd has no command line either, but it is a kernel thread: never one of ours
     assert not realnodes.pid_alive(2, "")
     assert not realnodes.pid_alive(0, "python")
+
+
+def test_node_process_finds_the_one_process_serving_a_node() -> None:
+    """By command and K8S_NODE_NAME (real nodes share the PID namespace); none or several is
+    an error that names the count."""
+    import subprocess
+
+    from ciliumctl.devcluster.cluster import DevClusterError
+
+    env = dict(os.environ, K8S_NODE_NAME="unit-node-x")
+    proc = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        time.sleep(0.2)  # past the exec, so /proc shows sleep's own command line
+        assert realnodes.node_process("sleep", "unit-node-x") == proc.pid
+        with pytest.raises(DevClusterError, match="0 sleep processes serve unit-node-y"):
+            realnodes.node_process("sleep", "unit-node-y")
+    finally:
+        proc.kill()
+        proc.wait()
