@@ -48,3 +48,27 @@ def test_bundle_runs_under_a_bare_python_and_keeps_the_exit_code(tmp_path: Path)
 
 def test_bundle_needs_a_destination() -> None:
     assert bundle.main([]) == 2
+
+
+def test_bundle_carries_bytecode_so_no_call_compiles_pyroute2(tmp_path: Path) -> None:
+    """Each module ships as x.pyc beside x.py (zipimport cannot write a cache): an
+    interpreter of the same version imports the plugin and pyroute2 from the bytecode."""
+    import sys
+    import zipfile
+
+    plugin = bundle.write(tmp_path / "cilium-cni")
+    names = set(zipfile.ZipFile(plugin).namelist())
+    sources = {n for n in names if n.endswith(".py") and n != "__main__.py"}
+    assert sources and all(n + "c" in names for n in sources)
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import ciliumctl.cni.plugin, pyroute2;"
+        "print(ciliumctl.cni.plugin.__cached__, pyroute2.__cached__)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(plugin)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    cached = run.stdout.split()
+    assert [Path(c).name for c in cached] == ["plugin.pyc", "__init__.pyc"]
