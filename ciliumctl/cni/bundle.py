@@ -22,8 +22,19 @@ from pathlib import Path
 
 #: Top-level packages the plugin imports (ciliumctl.cni -> dbg.client, datapath.netlink).
 PACKAGES = ("ciliumctl", "pyroute2")
-INTERPRETER = "/usr/bin/env python3"
-_MAIN = "import sys\n\nfrom ciliumctl.cni.plugin import main\n\nsys.exit(main())\n"
+#: The node's own interpreter, isolated (-I) and without site (-S): the archive is all it
+#: imports, and a PATH lookup (a pyenv shim, a virtualenv) would cost each call its start-up.
+INTERPRETER = "/usr/bin/python3 -IS"
+_MAIN = """import sys
+
+from ciliumctl.cni import lazypkg
+
+lazypkg.seed("pyroute2", {names!r})
+
+from ciliumctl.cni.plugin import main
+
+sys.exit(main())
+"""
 
 
 def _package_dir(name: str) -> Path:
@@ -47,7 +58,10 @@ def write(dest: Path) -> Path:
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             )
         # zipapp's own main= drops the return value; the exit code is the CNI verdict
-        (src / "__main__.py").write_text(_MAIN)
+        from ciliumctl.cni import lazypkg
+
+        names = lazypkg.reexports(src / "pyroute2" / "__init__.py", "pyroute2")
+        (src / "__main__.py").write_text(_MAIN.format(names=names))
         if not compileall.compile_dir(src, quiet=1, legacy=True, workers=1):
             raise RuntimeError(f"cannot byte-compile the plugin's sources in {src}")
         out = Path(tmp) / "cilium-cni"

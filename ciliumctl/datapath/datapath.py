@@ -269,6 +269,10 @@ class Datapath:
         if not 0 < spec.id < 65536:
             raise DatapathError(f"endpoint id {spec.id} is not within 1-65535")
         self.replace_policy(spec.id, policy or EndpointPolicy())
+        with netlink.session(self.netns):  # one netlink socket for the lookups and attaches
+            self._register_endpoint(spec, programs)
+
+    def _register_endpoint(self, spec: EndpointSpec, programs: Program | None) -> None:
         ifindex = netlink.ifindex(spec.host_ifname, self.netns)
         host_mac = spec.host_mac or netlink.link_mac(spec.host_ifname, self.netns)
         for address in (spec.ipv4, spec.ipv6):

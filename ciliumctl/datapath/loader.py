@@ -286,6 +286,12 @@ def load_from_template(
     if tmpl is None:
         path = object_cache_dir() / f"{Path(source).stem}-{digest}.json"
         tmpl = _from_cache(path, pin_root)
+        if (
+            tmpl is None
+            and not _in_process()
+            and _compile_in_child(source, functions, pin_root, defines, sorted(constants))
+        ):
+            tmpl = _from_cache(path, pin_root)
         if tmpl is None:
             dup = os.dup(events_fd)
             full: dict[str, str | int] = {**defines, "PIN_ROOT": f'"{pin_root}"', "EVENTS_FD": dup}
@@ -319,6 +325,82 @@ def load_from_template(
             os.close(fd)
         raise
     return Program(None, fds)
+
+
+_IN_PROCESS = "CILIUMCTL_BPF_COMPILE_IN_PROCESS"
+
+
+def _in_process() -> bool:
+    return os.environ.get(_IN_PROCESS) == "1"
+
+
+def _compile_in_child(
+    source: str,
+    functions: tuple[str, ...],
+    pin_root: str,
+    defines: Mapping[str, str | int],
+    constants: list[str],
+) -> bool:
+    """Compile a template in a child process that leaves it in the disk cache.
+
+    bcc links LLVM and clang into the process that compiles: about 85 MiB of libraries and as
+    much heap that a long-running agent would keep for good, for a compile it does once per
+    template. True when the child wrote the cache; False when it could not (the caller then
+    compiles in process); a compiler or verifier error is raised as the child reported it.
+    """
+    import subprocess
+
+    request = {
+        "source": source,
+        "functions": list(functions),
+        "pin_root": pin_root,
+        "defines": dict(defines),
+        "constants": constants,
+    }
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "ciliumctl.datapath.loader"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(os.environ, **{_IN_PROCESS: "1"}),
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if run.returncode == 0:
+        return True
+    try:
+        failure = json.loads(run.stdout)
+    except ValueError:
+        return False  # the child died before it could answer: compile here instead
+    cls = VerifierError if failure.get("kind") == "VerifierError" else DatapathError
+    raise cls(str(failure.get("message")), failure.get("hint"))
+
+
+def _child_main() -> int:
+    """``python -m ciliumctl.datapath.loader``: compile the template a JSON request on stdin
+    names into the disk cache (exit 0), or print the error as JSON (exit 1)."""
+    from ciliumctl.datapath.bpfsys import Map
+
+    request = json.loads(sys.stdin.read())
+    try:
+        events = Map.open_pinned(os.path.join(request["pin_root"], "cilium_events"))
+        prog = load_from_template(
+            request["source"],
+            tuple(request["functions"]),
+            request["pin_root"],
+            request["defines"],
+            dict.fromkeys(request["constants"], 0),
+            events.fd,
+        )
+        prog.close()
+    except DatapathError as exc:
+        kind = type(exc).__name__
+        sys.stdout.write(json.dumps({"kind": kind, "message": exc.message, "hint": exc.hint}))
+        return 1
+    return 0
 
 
 def compile_and_load(
@@ -389,3 +471,7 @@ def inline_includes(src_dir: Path, source: str, sources: dict[str, str] | None =
 def _first_match(text: str, pattern: str) -> str:
     m = re.search(pattern, text)
     return m.group(0) if m else text.strip().splitlines()[-1] if text.strip() else ""
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,16 +24,48 @@ GATEWAY4 = "169.254.1.1"  # the endpoints' next hop: answered by the host veth's
 GATEWAY6 = "fe80::1"
 
 
-@contextlib.contextmanager
-def ipr(netns: str | None = None) -> Iterator[Any]:
-    """An IPRoute (or NetNS) socket, closed afterwards."""
+_sessions = threading.local()
+
+
+def _open(netns: str | None) -> Any:
     from pyroute2 import IPRoute, NetNS
 
-    sock = NetNS(netns) if netns else IPRoute()
+    return NetNS(netns) if netns else IPRoute()
+
+
+@contextlib.contextmanager
+def ipr(netns: str | None = None) -> Iterator[Any]:
+    """An IPRoute (or NetNS) socket: the :func:`session`'s for ``netns`` when this thread has
+    one open, else a new one closed afterwards."""
+    shared = getattr(_sessions, "sockets", {})
+    if netns in shared:
+        yield shared[netns]
+        return
+    sock = _open(netns)
     try:
         yield sock
     finally:
         sock.close()
+
+
+@contextlib.contextmanager
+def session(*namespaces: str | None) -> Iterator[None]:
+    """Keep one socket per namespace open for this thread's calls inside the block.
+
+    A socket into another namespace costs pyroute2 a fork, and each socket its own setup: a
+    CNI ADD made ten of them, the agent's endpoint attach four.
+    """
+    shared: dict[str | None, Any] = getattr(_sessions, "sockets", {})
+    opened = [ns for ns in dict.fromkeys(namespaces) if ns not in shared]
+    _sessions.sockets = shared
+    try:
+        for ns in opened:
+            shared[ns] = _open(ns)
+        yield
+    finally:
+        for ns in opened:
+            with contextlib.suppress(KeyError):
+                shared.pop(ns).close()
 
 
 def create_netns(name: str) -> None:
@@ -115,6 +149,13 @@ def create_veth(
 
 
 def delete_link(name: str, netns: str | None = None) -> None:
+    """Delete a link (idempotent). In our own namespace a missing link is seen without
+    netlink: runtimes repeat CNI DEL, and each repeat would otherwise import pyroute2."""
+    if netns is None:
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            return
     with ipr(netns) as ip:
         found = ip.link_lookup(ifname=name)
         if found:
@@ -259,6 +300,17 @@ def plumb_endpoint(
 
     Returns (pod MAC, host-side MAC) for :class:`~ciliumctl.datapath.model.EndpointSpec`.
     """
+    with session(node_netns, pod_netns):
+        return _plumb(host_ifname, pod_netns, ipv4, ipv6, node_netns)
+
+
+def _plumb(
+    host_ifname: str,
+    pod_netns: str,
+    ipv4: str | None,
+    ipv6: str | None,
+    node_netns: str | None,
+) -> tuple[str, str]:
     create_veth(host_ifname, host_ifname + "p", pod_netns, node_netns)
     host_mac = link_mac(host_ifname, node_netns)
     pod_mac = link_mac("eth0", pod_netns)

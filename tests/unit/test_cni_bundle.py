@@ -15,10 +15,10 @@ def test_bundle_runs_under_a_bare_python_and_keeps_the_exit_code(tmp_path: Path)
     VERSION, and an ADD the plugin rejects exits non-zero with CNI error JSON."""
     plugin = bundle.write(tmp_path / "bin" / "cilium-cni")
     assert os.access(plugin, os.X_OK)
-    assert plugin.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert plugin.read_bytes().startswith(b"#!/usr/bin/python3 -IS\n")
     env = {"PATH": "/usr/bin:/bin", "CNI_COMMAND": "VERSION"}
     run = subprocess.run(
-        ["/usr/bin/python3", "-I", str(plugin)],
+        [str(plugin)],  # as containerd runs it: through the #! line
         input="{}",
         capture_output=True,
         text=True,
