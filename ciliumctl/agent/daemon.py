@@ -93,6 +93,10 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+#: seconds before a CiliumEndpoint the API server refused is written again
+CEP_RETRY_S = 2.0
+
+
 class Agent:
     """Everything one node's agent knows and does."""
 
@@ -150,6 +154,11 @@ class Agent:
         self.state_dir = Path(config.get("state-dir") or "/var/run/cilium") / "state"
         self.restored: list[int] = []
         self._state_lock = threading.Lock()
+        self._cep_cond = threading.Condition()
+        self._cep_pending: dict[int, Endpoint] = {}
+        self._cep_thread: threading.Thread | None = None
+        self._cep_writing = False
+        self._cep_retry: dict[int, tuple[Endpoint, float]] = {}
         #: set by the agent's entry point when it masquerades (iptables in the node)
         self.masquerader: Masquerader | None = None
         self._masquerading: list[str] | None = None
@@ -167,11 +176,60 @@ class Agent:
         self.metrics.regeneration_time.labels(scope="total").observe(seconds)
 
     def _publish(self, ep: Endpoint) -> None:
+        """State file and ipcache now; the CiliumEndpoint by the sync thread (upstream's
+        sync-to-k8s-ciliumendpoint controller), so a CNI ADD does not wait on the API server."""
         self._save(ep)
         if ep.ipv4:
             self.ipcache.upsert("endpoint", ep.ipv4, ep.identity or 0)
         if self.client is None:
             return
+        with self._cep_cond:
+            self._cep_pending[ep.id] = ep
+            self._cep_retry.pop(ep.id, None)
+            if self._cep_thread is None:
+                self._cep_thread = threading.Thread(
+                    target=self._sync_ceps, name="cep-sync", daemon=True
+                )
+                self._cep_thread.start()
+            self._cep_cond.notify()
+
+    def _sync_ceps(self) -> None:
+        """Write the latest state of each endpoint queued by :meth:`_publish`, one at a time;
+        an endpoint deleted before its turn is skipped."""
+        while not self._stop.is_set():
+            with self._cep_cond:
+                while not self._cep_pending and not self._stop.is_set():
+                    now = time.monotonic()
+                    for ep_id, (retry, due) in list(self._cep_retry.items()):
+                        if due <= now:
+                            del self._cep_retry[ep_id]
+                            self._cep_pending.setdefault(ep_id, retry)
+                    if not self._cep_pending:
+                        self._cep_cond.wait(1.0)
+                if self._stop.is_set():
+                    return
+                ep = self._cep_pending.pop(next(iter(self._cep_pending)))
+                self._cep_writing = True
+            try:
+                failed = self.endpoints.get(ep.id) is ep and not self._apply_cep(ep)
+            finally:
+                with self._cep_cond:
+                    self._cep_writing = False
+            if failed:  # retried in CEP_RETRY_S unless a newer state is queued meanwhile
+                with self._cep_cond:
+                    self._cep_retry[ep.id] = (ep, time.monotonic() + CEP_RETRY_S)
+
+    def flush_ceps(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued CiliumEndpoint is written (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._cep_cond:
+                if not (self._cep_pending or self._cep_retry or self._cep_writing):
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def _apply_cep(self, ep: Endpoint) -> bool:
         ctl = self.controller(f"sync-to-k8s-ciliumendpoint ({ep.id})")
         try:
             cep = ep.to_cep()
@@ -179,9 +237,11 @@ class Agent:
                 cep["status"]["networking"]["node"] = self.node_ip
             self.client.apply(cep, field_manager="cilium-agent", force=True)
             ctl.ok()
+            return True
         except Exception as exc:
             ctl.fail(str(exc))
             log.warning("CiliumEndpoint %s/%s not written: %s", ep.namespace, ep.pod_name, exc)
+            return False
 
     def _cluster_named_ports(self, name: str) -> tuple[tuple[Protocol, int], ...]:
         found: set[tuple[Protocol, int]] = set()
@@ -579,6 +639,8 @@ class Agent:
     def stop(self) -> None:
         """Stop background work (the datapath keeps its state)."""
         self._stop.set()
+        with self._cep_cond:
+            self._cep_cond.notify_all()
         for informer in self.informers.values():
             informer.stop()
 
