@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ciliumctl.agent import labels as lbl
 from ciliumctl.agent.daemon import Agent
+from ciliumctl.agent.endpoint import Endpoint
 from ciliumctl.agent.ipam import IPAMError
 from ciliumctl.errors import CiliumctlError
 
@@ -88,8 +89,17 @@ def _endpoint_id(req: Request) -> int:
     return int(raw)
 
 
+def _lookup(agent: Agent, req: Request) -> Endpoint | None:
+    """The endpoint a path names: its id (``cilium-local:`` optional) or, as upstream's API
+    takes it, ``container-id:<id>`` (what a CNI plugin knows)."""
+    raw = req.params["id"]
+    if raw.startswith("container-id:"):
+        return agent.endpoints.by_container(raw.partition(":")[2])
+    return agent.endpoints.get(_endpoint_id(req))
+
+
 def _endpoint(agent: Agent, req: Request) -> tuple[int, Any]:
-    ep = agent.endpoints.get(_endpoint_id(req))
+    ep = _lookup(agent, req)
     if ep is None:
         raise APIError(
             404, f"endpoint {req.params['id']} not found", "see cilium-dbg endpoint list"
@@ -124,7 +134,8 @@ def _endpoint_put(agent: Agent, req: Request) -> tuple[int, Any]:
 
 
 def _endpoint_delete(agent: Agent, req: Request) -> tuple[int, Any]:
-    ep = agent.remove_endpoint(_endpoint_id(req))
+    found = _lookup(agent, req)
+    ep = agent.remove_endpoint(found.id) if found else None
     return (200, {"deleted": ep.id}) if ep else (404, f"endpoint {req.params['id']} not found")
 
 

@@ -156,6 +156,17 @@ def _agent_call(client: AgentClient, method: str, target: str, body: Any = None)
 
 
 def _endpoint_of(client: AgentClient, container_id: str) -> dict[str, Any] | None:
+    """The container's endpoint, looked up by the agent (an agent too old for
+    ``container-id:`` answers 400: then from the list)."""
+    try:
+        return dict(client.request("GET", f"/v1/endpoint/container-id:{container_id}"))
+    except AgentAPIError as exc:
+        if exc.status == 404:
+            return None
+        if exc.status != 400:
+            raise CNIError(E_AGENT, "the agent refused an endpoint lookup", exc.message) from exc
+    except AgentUnreachableError:
+        pass  # _agent_call below turns it into the CNI error
     for ep in _agent_call(client, "GET", "/v1/endpoint"):
         ids = (ep.get("status") or {}).get("external-identifiers") or {}
         if ids.get("container-id") == container_id:

@@ -149,3 +149,39 @@ def test_version_status_and_bad_input(node: tuple[Agent, str]) -> None:
     out = io.StringIO()
     assert plugin.run({"CNI_COMMAND": "ADD"}, "{not json", out, net) == 1
     assert json.loads(out.getvalue())["code"] == plugin.E_DECODE
+
+
+def test_endpoint_api_by_container_id(node: tuple[Agent, str]) -> None:
+    """GET/DELETE /v1/endpoint/container-id:<id>, as upstream's API takes it."""
+    from ciliumctl.dbg.client import AgentAPIError, AgentClient
+
+    agent, sock = node
+    assert call(sock, "ADD", "c1", RecordingNetlink())[0] == 0
+    client = AgentClient(sock)
+    ep = client.get("/v1/endpoint/container-id:c1")
+    assert ep["status"]["external-identifiers"]["container-id"] == "c1"
+    with pytest.raises(AgentAPIError) as missing:
+        client.get("/v1/endpoint/container-id:nope")
+    assert missing.value.status == 404
+    assert client.request("DELETE", "/v1/endpoint/container-id:c1") == {"deleted": ep["id"]}
+    assert agent.endpoints.by_container("c1") is None
+
+
+def test_plugin_falls_back_to_the_list_on_an_older_agent(
+    node: tuple[Agent, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent without container-id lookups answers 400; the plugin then finds the endpoint
+    in the list (a CNI plugin newer than the agent during an upgrade)."""
+    from ciliumctl.agent import api
+
+    def old_lookup(agent: Agent, req: Any) -> Any:
+        return agent.endpoints.get(api._endpoint_id(req))  # 400 for "container-id:..."
+
+    monkeypatch.setattr(api, "_lookup", old_lookup)
+    agent, sock = node
+    net = RecordingNetlink()
+    assert call(sock, "ADD", "c1", net)[0] == 0
+    code, err = call(sock, "ADD", "c1", net)
+    assert code == 1 and "already has an endpoint" in err["msg"]
+    assert call(sock, "DEL", "c1", net) == (0, {})
+    assert agent.endpoints.by_container("c1") is None
