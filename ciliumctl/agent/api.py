@@ -15,6 +15,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -284,7 +285,31 @@ def _monitor(agent: Agent, req: Request) -> tuple[int, Any]:
 
 
 def _metrics(agent: Agent, _req: Request) -> tuple[int, Any]:
-    return 200, agent.metrics.text().decode()
+    return 200, agent.metrics.samples()
+
+
+def _health(agent: Agent) -> Any:
+    if agent.health is None:
+        raise APIError(503, "health checking is disabled", "set the Helm value healthChecking=true")
+    return agent.health
+
+
+def _health_status(agent: Agent, _req: Request) -> tuple[int, Any]:
+    """cilium-health's cached status (upstream: ``GET /v1beta/status``)."""
+    return 200, _health(agent).status()
+
+
+def _health_probe(agent: Agent, _req: Request) -> tuple[int, Any]:
+    """Probe every node now and answer the fresh status (``PUT /v1beta/status/probe``)."""
+    health = _health(agent)
+    health.probe()
+    return 200, health.status()
+
+
+def _health_healthz(agent: Agent, _req: Request) -> tuple[int, Any]:
+    """cilium-health's own liveness (``GET /v1beta/healthz``)."""
+    _health(agent)
+    return 200, {"uptime": f"{round(time.time() - agent.started)}s"}
 
 
 ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
@@ -310,6 +335,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
         ("GET", r"/v1/debuginfo", _debuginfo),
         ("GET", r"/v1/monitor", _monitor),
         ("GET", r"/v1/metrics", _metrics),
+        ("GET", r"/v1beta/status", _health_status),
+        ("PUT", r"/v1beta/status/probe", _health_probe),
+        ("GET", r"/v1beta/healthz", _health_healthz),
     )
 ]
 
@@ -356,11 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, payload)
 
     def _reply(self, status: int, payload: Any) -> None:
-        data = (
-            payload.encode()
-            if isinstance(payload, str) and self.path.startswith("/v1/metrics")
-            else json.dumps(payload).encode()
-        )
+        data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

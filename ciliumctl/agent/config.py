@@ -42,6 +42,8 @@ DEFAULTS: dict[str, str] = {
     "socket-path": DEFAULT_SOCKET,
     "state-dir": DEFAULT_STATE_DIR,
     "agent-health-port": "9879",
+    "enable-health-checking": "true",
+    "cluster-health-port": "4240",
     "prometheus-serve-addr": ":9962",
     "write-cni-conf-when-ready": "",
     "identity-heartbeat-timeout": "30m0s",
@@ -155,7 +157,7 @@ class AgentConfig:
                 "set the Helm value bpf.masquerade=false",
             )
         parse_duration(self.get("identity-heartbeat-timeout"))
-        for key in ("agent-health-port", "cluster-id", "monitor-queue-size"):
+        for key in ("agent-health-port", "cluster-health-port", "cluster-id", "monitor-queue-size"):
             if not self.get(key).isdigit():
                 raise ConfigError(f"{key}={self.get(key)!r} is not a number", f"set {key} to one")
 

@@ -21,6 +21,7 @@ from ciliumctl.agent import labels as lbl
 from ciliumctl.agent.config import AgentConfig
 from ciliumctl.agent.datapath import Datapath
 from ciliumctl.agent.endpoint import STATES, Endpoint, EndpointManager
+from ciliumctl.agent.health import NodeHealth
 from ciliumctl.agent.identity import IdentityAllocator, labels_of
 from ciliumctl.agent.ipam import IPAM
 from ciliumctl.agent.ipcache import IPCache
@@ -159,6 +160,12 @@ class Agent:
         self._cep_thread: threading.Thread | None = None
         self._cep_writing = False
         self._cep_retry: dict[int, tuple[Endpoint, float]] = {}
+        #: node-to-node probes (cilium-health); None when enable-health-checking=false
+        self.health: NodeHealth | None = (
+            NodeHealth(node_name, int(config.get("cluster-health-port")))
+            if config.flag("enable-health-checking")
+            else None
+        )
         #: set by the agent's entry point when it masquerades (iptables in the node)
         self.masquerader: Masquerader | None = None
         self._masquerading: list[str] | None = None
@@ -495,11 +502,15 @@ class Agent:
         for address in _node_ips(old or {}):
             self.ipcache.delete("node", address)
         if kind == "DELETED":
+            if self.health is not None:
+                self.health.set_node(name, None)
             return
         identity = ReservedIdentity.HOST if local else ReservedIdentity.REMOTE_NODE
         ips = _node_ips(obj)
         if ips:
             self._node_addresses[name] = ips[0]
+        if self.health is not None:
+            self.health.set_node(name, ips[0] if ips else None)
         # node addresses are reached through the underlay, not the overlay: the nodes route
         # to each other (and to each other's podCIDRs) already, and the host stack, not an
         # endpoint program, answers for a node address
@@ -617,6 +628,12 @@ class Agent:
             except Exception as exc:
                 ctl.fail(str(exc))
 
+    def health_probes(self, interval: float = 60.0) -> None:
+        """Probe the nodes every ``interval`` seconds (upstream's probe interval) until the
+        agent stops; nothing when health checking is off."""
+        if self.health is not None:
+            self.health.run(self._stop, interval)
+
     def _record_event(self, event: dict[str, Any]) -> None:
         direction = str(event.get("direction") or "INGRESS").upper()
         if event.get("type") == "drop":
@@ -715,7 +732,11 @@ class Agent:
             },
             "hubble": {"state": "Disabled", "msg": "Hubble is not provided by this agent"},
             "cluster": {
-                "ciliumHealth": {"state": "Disabled", "msg": "cilium-health is not provided"},
+                "ciliumHealth": (
+                    self.health.summary()
+                    if self.health is not None
+                    else {"state": "Disabled", "msg": "enable-health-checking=false"}
+                ),
                 "nodes": [{"name": self.node_name, "primary-address": {"ipv4": self.node_ip}}],
             },
             "ipam": self.ipam.status(),

@@ -85,6 +85,7 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
     """Start every server and loop of an agent; returns the running agent."""
     from ciliumctl.agent import masquerade
     from ciliumctl.agent.api import serve_api, serve_health
+    from ciliumctl.agent.health import serve_responder
 
     masquerade.check_config(config)
     agent = Agent(config, datapath, client, node)
@@ -93,13 +94,19 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
     agent.restore_endpoints()
     serve_api(agent, config.socket_path)
     serve_health(agent, int(config.get("agent-health-port")))
+    if agent.health is not None:
+        # cilium-health's socket and the /hello responder other nodes probe
+        serve_api(agent, config.socket_path.with_name("health.sock"))
+        serve_responder(int(config.get("cluster-health-port")))
     port = config.metrics_port
     if port is not None:
         agent.metrics.serve(port)
     agent.start_watchers()
     threading.Thread(target=agent.pump_events, name="monitor", daemon=True).start()
     threading.Thread(target=agent.maintenance, name="maintenance", daemon=True).start()
-    if agent.wait_synced(timeout=60):
+    synced = agent.wait_synced(timeout=60)
+    threading.Thread(target=agent.health_probes, name="health-probes", daemon=True).start()
+    if synced:
         log.info("all watchers in sync")
         agent.reconcile_restored()
         if config.get("write-cni-conf-when-ready"):

@@ -64,6 +64,20 @@ class AgentMetrics:
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         return server
 
+    def samples(self) -> list[dict[str, Any]]:
+        """Every sample as upstream's API lists metrics (``GET /v1/metrics/``): name, labels
+        and value, what ``cilium-dbg metrics list`` prints. Histograms and counters keep the
+        sample names prometheus_client gives them (``_total``, ``_bucket``, ``_sum``)."""
+        out: list[dict[str, Any]] = []
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue  # creation timestamps: not a measurement
+                out.append(
+                    {"name": sample.name, "labels": dict(sample.labels), "value": sample.value}
+                )
+        return out
+
     def text(self) -> bytes:
         """The exposition text (for tests and the bugtool)."""
         from prometheus_client import generate_latest

@@ -225,6 +225,31 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """``metrics list [-p REGEX]``: the agent's metrics, as upstream's (name, labels, value)."""
+    import re
+
+    try:
+        pattern = re.compile(args.match_pattern or "")
+    except re.error as exc:
+        sys.stderr.write(f"Error: --match-pattern {args.match_pattern!r}: {exc}\n")
+        return 2
+    data = [m for m in _client(args).get("/v1/metrics/") or [] if pattern.search(m["name"])]
+    _emit(
+        args,
+        data,
+        lambda d: render.table(
+            ["Metric", "Labels", "Value"],
+            [
+                [m["name"], " ".join(f'{k}="{v}"' for k, v in sorted(m["labels"].items())),
+                 f"{m['value']:.6f}"]
+                for m in d
+            ],
+        ),
+    )  # fmt: skip
+    return 0
+
+
 def cmd_build_config(args: argparse.Namespace) -> int:
     from ciliumctl.dbg.buildconfig import BuildConfigOptions, compute, write
     from ciliumctl.k8s import Client
@@ -291,6 +316,9 @@ def parser() -> argparse.ArgumentParser:
     p = cmd("map", cmd_map, help="BPF maps")
     p.add_argument("action", choices=["list", "get"])
     p.add_argument("name", nargs="?")
+    p = cmd("metrics", cmd_metrics, help="the agent's metrics")
+    p.add_argument("action", choices=["list"])
+    p.add_argument("-p", "--match-pattern", help="only metrics whose name matches this regex")
     p = cmd("build-config", cmd_build_config, help="write the agent's configuration directory")
     p.add_argument("--source", action="append")
     p.add_argument("--allow-config-keys", action="append")

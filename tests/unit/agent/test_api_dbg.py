@@ -182,6 +182,34 @@ def test_monitor_events_and_drop_metric(
     assert 'cilium_forward_count_total{direction="EGRESS"} 1.0' in text
 
 
+def test_metrics_list_as_upstream_with_pattern_and_json(
+    agent: tuple[Agent, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, sock = agent
+    a._record_event({"type": "drop", "reason": "Policy denied", "direction": "egress"})
+    a._record_event({"type": "drop", "reason": "Policy denied", "direction": "egress"})
+    code, out, _ = run_dbg(sock, "metrics", "list", "-p", "drop_count", "-o", "json", capsys=capsys)
+    assert code == 0
+    assert json.loads(out) == [
+        {
+            "name": "cilium_drop_count_total",
+            "labels": {"reason": "Policy denied", "direction": "EGRESS"},
+            "value": 2.0,
+        }
+    ]
+    code, out, _ = run_dbg(sock, "metrics", "list", capsys=capsys)
+    lines = out.splitlines()
+    assert lines[0].split() == ["Metric", "Labels", "Value"]
+    assert any(
+        line.split() == ["cilium_drop_count_total", 'direction="EGRESS"', 'reason="Policy',
+                         'denied"', "2.000000"]
+        for line in lines
+    )  # fmt: skip
+    assert not any("_created" in line for line in lines)
+    code, _out, err = run_dbg(sock, "metrics", "list", "-p", "(", capsys=capsys)
+    assert code == 2 and "--match-pattern '('" in err
+
+
 def test_health_endpoint(agent: tuple[Agent, str]) -> None:
     a, _sock = agent
     server = serve_health(a, 0)
