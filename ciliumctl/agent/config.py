@@ -43,6 +43,8 @@ DEFAULTS: dict[str, str] = {
     "state-dir": DEFAULT_STATE_DIR,
     "agent-health-port": "9879",
     "enable-health-checking": "true",
+    "enable-k8s-networkpolicy": "true",
+    "monitor-aggregation": "medium",
     "cluster-health-port": "4240",
     "prometheus-serve-addr": ":9962",
     "write-cni-conf-when-ready": "",

@@ -270,6 +270,32 @@ class Agent:
         self.metrics.identity.labels(type="local").set(len(self.cidr_identities))
         self.metrics.identity.labels(type="reserved").set(len(ReservedIdentity) - 1)
 
+    def write_runtime_config(self) -> Path:
+        """``state/agent-runtime-config.json``: the parts of upstream's DaemonConfig (Go
+        field names) that tools read from a running agent (cilium-cli's connectivity test
+        detects features from it), with what this agent really does."""
+        doc = {
+            "MonitorAggregation": self.config.get("monitor-aggregation"),
+            "EnableICMPRules": True,  # ICMP and ICMPv6 types are enforced by the datapath
+            "EnableHealthChecking": self.health is not None,
+            "EnableEndpointHealthChecking": False,  # no per-node health endpoint pods
+            "EncryptNode": False,
+            "NodeEncryptionOptOutLabelsString": "",
+            "EnableK8sNetworkPolicy": self.config.flag("enable-k8s-networkpolicy"),
+            "EnableK8sClusterNetworkPolicy": False,
+            "EnableIPv4": self.config.flag("enable-ipv4"),
+            "EnableIPv6": self.config.flag("enable-ipv6"),
+            "EnableL7Proxy": False,  # L7 rules are not enforced (status says so)
+            "RoutingMode": self.config.get("routing-mode"),
+            "KubeProxyReplacement": self.config.get("kube-proxy-replacement"),
+        }
+        path = self.state_dir / "agent-runtime-config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, path)
+        return path
+
     # ------------------------------------------------------------------ restart
     def _save(self, ep: Endpoint) -> None:
         """Write the endpoint's state file (atomically). Saves and removals are serialised:
@@ -579,6 +605,8 @@ class Agent:
             ("ciliumnodes", CILIUM_API, "CiliumNode", self.ciliumnode_event, None),
         ]
         specs += [(k.lower() + "s", CILIUM_API, k, self.policy_event, None) for k in KINDS[:2]]
+        if not self.config.flag("enable-k8s-networkpolicy"):
+            specs = [s for s in specs if s[0] != "networkpolicies"]
         for name, api, kind, handler, field_selector in specs:
             if not served(self.client, api, kind):
                 self.controller(f"k8s-watch-{name}").fail(f"{kind} ({api}) is not served")

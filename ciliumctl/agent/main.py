@@ -89,9 +89,10 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
 
     masquerade.check_config(config)
     agent = Agent(config, datapath, client, node)
-    if masquerade.wanted(config):
+    if masquerade.needed(config):
         agent.masquerader = masquerade.Masquerader(config)
     agent.restore_endpoints()
+    agent.write_runtime_config()
     serve_api(agent, config.socket_path)
     serve_health(agent, int(config.get("agent-health-port")))
     if agent.health is not None:

@@ -32,9 +32,37 @@ def policy_map(endpoint_id: int) -> str:
     return f"cilium_policy_{endpoint_id:05d}"
 
 
+def _output(value: str) -> str:
+    """``-o``: ``json``, or ``jsonpath=TEMPLATE`` as upstream (what cilium-cli passes)."""
+    if value == "json" or (value.startswith("jsonpath=") and "{" in value):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: use json or jsonpath='{{.field}}'")
+
+
+def jsonpath(template: str, data: Any) -> str:
+    """A kubectl-style template: each ``{.a.b}`` (or ``{.a[0].b}``) replaced by that value,
+    the text around it kept (``'{.revision}'`` prints ``'7'``). A missing field is an
+    error naming it."""
+    import re
+
+    def value(match: re.Match[str]) -> str:
+        node = data
+        for part in re.findall(r"[^.\[\]]+|\[\d+\]", match.group(1)):
+            try:
+                node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise CiliumctlError(f"jsonpath {match.group(0)}: no field {part!r}") from exc
+        return node if isinstance(node, str) else json.dumps(node)
+
+    return re.sub(r"\{\.?([^}]*)\}", value, template)
+
+
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> None:
-    if getattr(args, "output", None) == "json":
+    output = getattr(args, "output", None) or ""
+    if output == "json":
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    elif output.startswith("jsonpath="):
+        sys.stdout.write(jsonpath(output.removeprefix("jsonpath="), data))
     else:
         sys.stdout.write(text(data))
 
@@ -181,7 +209,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             answer = client.get(f"/v1/monitor?since={seq}&timeout=1&type={types}")
             seq = int(answer.get("last") or seq)
             for item in answer.get("events") or []:
-                line = json.dumps(item) if args.output == "json" else render.event(item)
+                line = json.dumps(item) if args.output else render.event(item)
                 sys.stdout.write(line + "\n")
             sys.stdout.flush()
     except KeyboardInterrupt:
@@ -287,7 +315,7 @@ def parser() -> argparse.ArgumentParser:
     def cmd(name: str, func: Callable[[argparse.Namespace], int], **kw: Any) -> Any:
         p = sub.add_parser(name, **kw)
         p.set_defaults(func=func)
-        p.add_argument("-o", "--output", choices=["json"], help="output format")
+        p.add_argument("-o", "--output", type=_output, help="json or jsonpath=TEMPLATE")
         return p
 
     p = cmd("status", cmd_status, help="status of the agent")

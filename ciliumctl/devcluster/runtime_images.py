@@ -42,7 +42,7 @@ def recipes() -> tuple[images.Recipe, images.Recipe]:
             "util-linux",
             "linux-headers-amd64",
         ),
-        python=images.Python(None),
+        python=images.Python(None, script_aliases=(("cilium", "cilium-dbg"),)),
         files=tuple(
             images.File(path, source=scripts / name, mode=0o755) for path, name in _SCRIPTS.items()
         ),

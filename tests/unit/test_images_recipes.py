@@ -223,3 +223,24 @@ def test_unused_bases_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         "new.packages",
         "new.tar",
     ]
+
+
+def test_console_scripts_and_the_agent_images_cilium_alias(tmp_path: Path) -> None:
+    """The agent image's ``cilium`` runs cilium-dbg's code, as upstream's image has it
+    (cilium-cli execs ``cilium status -o json`` there); an alias of a missing script is a
+    build error naming it."""
+    from ciliumctl.devcluster import runtime_images
+    from ciliumctl.devcluster.images.builder import ImageBuildError, write_scripts
+
+    agent, operator = runtime_images.recipes()
+    assert agent.python is not None and agent.python.script_aliases == (("cilium", "cilium-dbg"),)
+    assert operator.python is not None and operator.python.script_aliases == ()
+    eps = ["cilium = ciliumctl.cli.app:main", "cilium-dbg = ciliumctl.dbg.main:main"]
+    write_scripts(tmp_path, eps, agent.python.script_aliases)
+    assert (tmp_path / "cilium").read_text() == (
+        "#!/usr/bin/python3\nimport sys\nfrom ciliumctl.dbg.main import main\nsys.exit(main())\n"
+    )
+    assert (tmp_path / "cilium-dbg").read_text() == (tmp_path / "cilium").read_text()
+    assert (tmp_path / "cilium").stat().st_mode & 0o777 == 0o755
+    with pytest.raises(ImageBuildError, match="script alias x=nope: the wheel has no script"):
+        write_scripts(tmp_path, eps, (("x", "nope"),))

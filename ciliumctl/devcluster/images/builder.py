@@ -464,12 +464,26 @@ def _install_python(spec: rc.Python, wheel: Path, pins: Mapping[str, str], root:
     for cache in target.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
     _prune_records(target)
-    bindir = root / "usr/local/bin"
+    write_scripts(root / "usr/local/bin", _console_scripts(target), spec.script_aliases)
+
+
+def write_scripts(
+    bindir: Path, entry_points: list[str], aliases: tuple[tuple[str, str], ...] = ()
+) -> None:
+    """One launcher per console script (``name = module:func``) in ``bindir``; an alias
+    ``(name, runs)`` installs ``name`` with the code of script ``runs``."""
+    scripts = dict(
+        (name.strip(), value.strip())
+        for name, _, value in (ep.partition("=") for ep in entry_points)
+    )
+    for alias, runs in aliases:
+        if runs not in scripts:
+            raise ImageBuildError(f"script alias {alias}={runs}: the wheel has no script {runs!r}")
+        scripts[alias] = scripts[runs]
     bindir.mkdir(parents=True, exist_ok=True)
-    for ep in _console_scripts(target):
-        name, _, value = ep.partition("=")
-        module, _, func = value.strip().partition(":")
-        script = bindir / name.strip()
+    for name, value in sorted(scripts.items()):
+        module, _, func = value.partition(":")
+        script = bindir / name
         script.write_text(
             f"#!/usr/bin/python3\nimport sys\nfrom {module} import {func}\nsys.exit({func}())\n"
         )

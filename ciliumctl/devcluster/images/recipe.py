@@ -71,6 +71,10 @@ class Python:
     """
 
     deps: tuple[str, ...] | None = ()
+    #: console scripts installed under another script's code, ``(name, runs)``: the agent
+    #: image's ``cilium`` is ``cilium-dbg``, as in upstream's image, where tools such as
+    #: cilium-cli exec ``cilium status`` in the agent container.
+    script_aliases: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,7 @@ def recipe_key(
         ],
         "symlinks": sorted([s.path, s.target] for s in recipe.symlinks),
         "python": python_key,
+        "script_aliases": sorted(recipe.python.script_aliases) if recipe.python else [],
         "ca": ca_hash,
         "config": {
             "entrypoint": list(recipe.entrypoint),

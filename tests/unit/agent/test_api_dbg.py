@@ -295,3 +295,19 @@ def test_bpf_lb_list_text_joins_frontends_with_their_backends() -> None:
     assert lines[2].split() == ["198.18.0.1:6443", "(1)", "(1)"]
     assert lines[3].split() == ["<backend", "9", "missing>", "(1)", "(2)"]
     assert _lb_text([]) == "No entries found.\n"
+
+
+def test_jsonpath_output_as_cilium_cli_asks_for_the_policy_revision(
+    agent: tuple[Agent, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, sock = agent
+    code, out, _ = run_dbg(sock, "policy", "get", "-o", "jsonpath='{.revision}'", capsys=capsys)
+    assert (code, out) == (0, f"'{a.repository.revision}'")
+    code, out, _ = run_dbg(sock, "status", "-o=jsonpath={.cluster.nodes[0].name}", capsys=capsys)
+    assert (code, out) == (0, "node-a")
+    code, _out, err = run_dbg(sock, "policy", "get", "-o", "jsonpath={.nope}", capsys=capsys)
+    assert code == 1 and "jsonpath {.nope}: no field 'nope'" in err
+    with pytest.raises(SystemExit) as usage:
+        dbg.main(["-H", f"unix://{sock}", "status", "-o", "yaml"])
+    assert usage.value.code == 2
+    assert "use json or jsonpath=" in capsys.readouterr().err

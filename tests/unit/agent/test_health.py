@@ -148,3 +148,18 @@ def test_disabled_health_checking_is_said_by_api_and_status(
 def test_no_agent_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["-H", f"unix://{tmp_path}/none.sock", "status"]) == 1
     assert "cannot reach the agent" in capsys.readouterr().err
+
+
+def test_runtime_config_names_what_this_agent_does(tmp_path: Path) -> None:
+    """state/agent-runtime-config.json with the DaemonConfig fields cilium-cli reads."""
+    agent = _agent(tmp_path, True, 4240)
+    path = agent.write_runtime_config()
+    assert path == tmp_path / "state" / "agent-runtime-config.json"
+    doc = json.loads(path.read_text())
+    assert doc["EnableHealthChecking"] is True
+    assert doc["EnableEndpointHealthChecking"] is False
+    assert doc["EnableICMPRules"] is True and doc["EnableK8sNetworkPolicy"] is True
+    assert doc["MonitorAggregation"] == "medium" and doc["EnableL7Proxy"] is False
+    assert agent.restore_endpoints() == []  # the file is no endpoint state
+    off = _agent(tmp_path / "off", False, 4240)
+    assert json.loads(off.write_runtime_config().read_text())["EnableHealthChecking"] is False
