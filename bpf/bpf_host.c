@@ -3,8 +3,10 @@
  *   cil_from_netdev  tc ingress: a NodePort frontend is translated to a backend (kept per flow
  *                    in conntrack, direction CT_NODEPORT); the kernel then routes to it;
  *   cil_to_netdev    tc egress: the backend's replies get the frontend back as their source.
- * Backends are the node's own endpoints (externalTrafficPolicy Local semantics): a remote
- * backend would answer the client directly, without this node's reverse NAT.
+ * A backend on another node gets the packet with MARK_MAGIC_NODEPORT_SNAT, so the node
+ * masquerades it (the agent's iptables rule) and the reply returns through this node, where
+ * the kernel undoes the masquerade and cil_to_netdev the DNAT (externalTrafficPolicy
+ * Cluster, upstream's SNAT mode).
  */
 #include "lib/common.h"
 #include "lib/conntrack.h"
@@ -35,6 +37,11 @@ int cil_from_netdev(struct __sk_buff *skb)
 		ct_refresh(e, &p, skb->len, 0);
 	else if (ct_create(&p, CT_NODEPORT, skb->len, WORLD_ID, rev_nat, 0) < 0)
 		return host_drop(skb, &p, DROP_CT_CREATE_FAILED);
+	struct endpoint_key ek = {};
+	ek.family = p.family;
+	__builtin_memcpy(ek.addr, p.daddr, 16);
+	if (!cilium_lxc.lookup(&ek))
+		skb->mark = MARK_MAGIC_NODEPORT_SNAT;
 	return TC_ACT_OK;
 }
 

@@ -68,6 +68,10 @@
 /* Identities carried in skb->mark between the overlay and the endpoint program. */
 #define MARK_MAGIC_IDENTITY 0x0F00
 #define MARK_MAGIC_MASK 0x0F00
+/* A NodePort packet sent on to a backend on another node: the node masquerades it (the
+ * agent's iptables rule matches this mark), so the backend's reply comes back here for the
+ * reverse NAT instead of going to the client directly. */
+#define MARK_MAGIC_NODEPORT_SNAT 0x0A00
 #define WORLD_ID 2
 
 /* --- ipcache: LPM trie, prefixlen counts bits after the prefixlen field (32 + prefix) --- */

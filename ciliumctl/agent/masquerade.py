@@ -9,6 +9,11 @@ the chain ``CILIUM_POST_nat`` of the nat table, jumped to from POSTROUTING, and 
 rewritten as a whole when the pod CIDRs change, so a restarted agent converges instead of
 adding duplicates. The agent runs in the node's network namespace (hostNetwork), so these
 are the node's rules.
+
+With kube-proxy replacement the chain also masquerades NodePort traffic the node sends on to
+a backend on another node (the host program marks it ``MARK_MAGIC_NODEPORT_SNAT``), so the
+reply returns through this node for the reverse NAT (upstream's SNAT mode); this rule is
+there whether or not pod traffic is masqueraded.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ log = logging.getLogger("cilium-agent.masquerade")
 CHAIN = "CILIUM_POST_nat"
 COMMENT = "cilium masquerade non-cluster"
 KEEP_COMMENT = "cilium exclude non-masquerade range"
+NODEPORT_COMMENT = "cilium nodeport to a remote backend"
+#: bpf/lib/common.h MARK_MAGIC_NODEPORT_SNAT under MARK_MAGIC_MASK
+NODEPORT_MARK = "0xa00/0xf00"
 
 #: runs one iptables argv (without the binary) and returns (exit code, stderr)
 Runner = Callable[[Sequence[str]], tuple[int, str]]
@@ -51,11 +59,32 @@ def check_config(config: AgentConfig) -> None:
         )
 
 
-def rules(pod_cidrs: Sequence[str], keep: Sequence[str]) -> list[list[str]]:
-    """The chain's rules: destinations in a kept range return unchanged, then traffic from
-    each pod CIDR leaving through a non-Cilium device is masqueraded."""
-    out = [["-A", CHAIN, "-d", dst, "-m", "comment", "--comment", KEEP_COMMENT, "-j", "RETURN"]
-           for dst in keep]  # fmt: skip
+def rules(pod_cidrs: Sequence[str], keep: Sequence[str], nodeport: bool = False) -> list[list[str]]:
+    """The chain's rules: NodePort traffic to a remote backend is masqueraded first (its
+    backend may sit in a kept range), destinations in a kept range return unchanged, then
+    traffic from each pod CIDR leaving through a non-Cilium device is masqueraded."""
+    out = (
+        [
+            [
+                "-A",
+                CHAIN,
+                "-m",
+                "mark",
+                "--mark",
+                NODEPORT_MARK,
+                "-m",
+                "comment",
+                "--comment",
+                NODEPORT_COMMENT,
+                "-j",
+                "MASQUERADE",
+            ]
+        ]
+        if nodeport
+        else []
+    )
+    out += [["-A", CHAIN, "-d", dst, "-m", "comment", "--comment", KEEP_COMMENT, "-j", "RETURN"]
+            for dst in keep]  # fmt: skip
     for src in pod_cidrs:
         out.append(
             ["-A", CHAIN, "-s", src, "!", "-o", "cilium_+",
@@ -77,10 +106,18 @@ def _iptables(args: Sequence[str]) -> tuple[int, str]:
     return done.returncode, done.stderr.strip()
 
 
+def needed(config: AgentConfig) -> bool:
+    """Whether the agent keeps ``CILIUM_POST_nat`` at all: to masquerade pod traffic, or for
+    NodePort backends on other nodes (kube-proxy replacement)."""
+    return wanted(config) or config.flag("kube-proxy-replacement")
+
+
 class Masquerader:
     """Keeps ``CILIUM_POST_nat`` equal to :func:`rules` for the current pod CIDRs."""
 
     def __init__(self, config: AgentConfig, run: Runner = _iptables) -> None:
+        self.masquerade = wanted(config)
+        self.nodeport = config.flag("kube-proxy-replacement")
         self.native_cidr = config.get("ipv4-native-routing-cidr")
         self.run = run
         self.applied: list[list[str]] = []
@@ -94,8 +131,9 @@ class Masquerader:
     def sync(self, pod_cidrs: Sequence[str]) -> None:
         """Rewrite the chain for ``pod_cidrs``; a failure is kept for ``status`` (and
         logged), so the agent reports masquerading as failing instead of enabled."""
-        cidrs = [c for c in pod_cidrs if c and ":" not in c]
-        wanted_rules = rules(cidrs, [self.native_cidr] if self.native_cidr else cidrs)
+        cidrs = [c for c in pod_cidrs if c and ":" not in c] if self.masquerade else []
+        keep = ([self.native_cidr] if self.native_cidr else cidrs) if self.masquerade else []
+        wanted_rules = rules(cidrs, keep, self.nodeport)
         try:
             if self.run(["-n", "-L", CHAIN])[0] != 0:
                 self._must(["-N", CHAIN])
@@ -109,10 +147,17 @@ class Masquerader:
             log.error("masquerading not in place: %s", exc)
             return
         self.applied, self.error = wanted_rules, ""
-        log.info("masquerading %s (iptables %s)", ", ".join(cidrs) or "nothing yet", CHAIN)
+        log.info(
+            "masquerading %s%s (iptables %s)",
+            ", ".join(cidrs) or "no pod CIDR",
+            " and NodePort traffic to remote backends" if self.nodeport else "",
+            CHAIN,
+        )
 
     def status(self) -> dict[str, object]:
         """Upstream's ``masquerading`` status section, with what is really in place."""
+        if not self.masquerade:
+            return {"enabled": False, **({"msg": self.error} if self.error else {})}
         out: dict[str, object] = {"enabled": True, "mode": "IPTables", "enabledProtocols": {
             "ipv4": bool(self.applied)}}  # fmt: skip
         if self.error:

@@ -101,3 +101,37 @@ def test_configurations_this_agent_cannot_honour_are_refused() -> None:
         _config(**{"enable-bpf-masquerade": "true"})
     assert "bpf.masquerade=false" in str(bpf.value.hint)
     assert not masquerade.wanted(_config(**{"enable-ipv4-masquerade": "false"}))
+
+
+def test_kube_proxy_replacement_masquerades_nodeport_traffic_to_remote_backends_first() -> None:
+    ipt = FakeIptables()
+    config = _config(**{"kube-proxy-replacement": "true"})
+    assert masquerade.needed(config)
+    masquerade.Masquerader(config, run=ipt).sync(["10.244.1.0/24"])
+    chain = ipt.chains["CILIUM_POST_nat"]
+    # before the kept range: a remote backend may sit in it (native routing)
+    assert chain[0] == [
+        "-m", "mark", "--mark", "0xa00/0xf00",
+        "-m", "comment", "--comment", masquerade.NODEPORT_COMMENT, "-j", "MASQUERADE",
+    ]  # fmt: skip
+    assert [r[:2] for r in chain[1:]] == [["-d", "10.244.1.0/24"], ["-s", "10.244.1.0/24"]]
+    # the mark is the host program's MARK_MAGIC_NODEPORT_SNAT under MARK_MAGIC_MASK
+    from pathlib import Path
+
+    common = (Path(__file__).parents[3] / "bpf" / "lib" / "common.h").read_text()
+    assert "#define MARK_MAGIC_NODEPORT_SNAT 0x0A00" in common
+    assert "#define MARK_MAGIC_MASK 0x0F00" in common
+
+
+def test_nodeport_rule_alone_when_pod_traffic_is_not_masqueraded() -> None:
+    ipt = FakeIptables()
+    config = _config(**{"kube-proxy-replacement": "true", "enable-ipv4-masquerade": "false"})
+    assert masquerade.needed(config) and not masquerade.wanted(config)
+    m = masquerade.Masquerader(config, run=ipt)
+    m.sync(["10.244.1.0/24"])
+    assert [r[-1] for r in ipt.chains["CILIUM_POST_nat"]] == ["MASQUERADE"]
+    assert ipt.chains["CILIUM_POST_nat"][0][:2] == ["-m", "mark"]
+    assert m.status() == {"enabled": False}
+    assert not masquerade.needed(
+        _config(**{"kube-proxy-replacement": "false", "enable-ipv4-masquerade": "false"})
+    )
