@@ -8,6 +8,7 @@ long poll (``/v1/monitor?since=N``) instead of upstream's separate monitor socke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -312,6 +313,77 @@ def _health_healthz(agent: Agent, _req: Request) -> tuple[int, Any]:
     return 200, {"uptime": f"{round(time.time() - agent.started)}s"}
 
 
+#: the host side of a pod's veth as cilium-cni names it (``lxc`` + 11 hex digits): the only
+#: links the CNI routes below create or delete
+_LXC = re.compile(r"lxc[0-9a-f]{11}")
+
+
+def visible_netns(path: str, run_dir: Path) -> str:
+    """The pod's network namespace as this agent sees it: the runtime's path when it exists
+    here (an agent on the host), else the same name under the chart's mount of the host's
+    /var/run/netns at ``<run dir>/netns``."""
+    if os.path.exists(path):
+        return path
+    name = os.path.basename(path.rstrip("/"))
+    mounted = run_dir / "netns" / name
+    if path.startswith(("/var/run/netns/", "/run/netns/")) and mounted.exists():
+        return str(mounted)
+    raise APIError(
+        400,
+        f"network namespace {path} is not visible to the agent",
+        f"the agent looks for it at {path} and {mounted} (the host's /var/run/netns)",
+    )
+
+
+def _plumber(agent: Agent) -> Any:
+    if agent.plumber is None:
+        raise APIError(404, "this agent does not wire endpoints", "cilium-cni wires it itself")
+    return agent.plumber
+
+
+def _link_name(raw: str) -> str:
+    if not _LXC.fullmatch(raw):
+        raise APIError(400, f"{raw!r} is not an endpoint's host interface (lxc + 11 hex)")
+    return raw
+
+
+def _cni_plumb(agent: Agent, req: Request) -> tuple[int, Any]:
+    """CNI ADD's wiring, done by the agent (netlink is loaded here; the plugin stays a small
+    client): the veth into the pod, its address, routes and neighbours."""
+    body = req.body if isinstance(req.body, dict) else {}
+    ifname = _link_name(str(body.get("host-ifname") or ""))
+    netns, ipv4 = str(body.get("netns") or ""), body.get("ipv4")
+    if not netns or not isinstance(ipv4, str):
+        raise APIError(400, "netns and ipv4 are required")
+    plumber = _plumber(agent)
+    path = visible_netns(netns, agent.config.socket_path.parent)
+    try:
+        pod_mac, host_mac = plumber.plumb_endpoint(ifname, path, ipv4=ipv4)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            plumber.delete_link(ifname)  # nothing half-made is left behind
+        raise APIError(500, f"cannot create the veth {ifname} into {netns}: {exc}") from exc
+    return 201, {"mac": pod_mac, "host-mac": host_mac, "gateway": plumber.GATEWAY4}
+
+
+def _cni_link(agent: Agent, req: Request) -> tuple[int, Any]:
+    """CNI CHECK: the host side of an endpoint's veth, if it exists."""
+    ifname = _link_name(req.params["name"])
+    try:
+        return 200, {"name": ifname, "ifindex": _plumber(agent).ifindex(ifname)}
+    except APIError:
+        raise
+    except Exception as exc:
+        raise APIError(404, f"the veth {ifname} is missing: {exc}") from exc
+
+
+def _cni_unplumb(agent: Agent, req: Request) -> tuple[int, Any]:
+    """CNI DEL: delete the endpoint's veth (idempotent)."""
+    ifname = _link_name(req.params["name"])
+    _plumber(agent).delete_link(ifname)
+    return 200, {"deleted": ifname}
+
+
 ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     (m, re.compile(f"^{p}$"), f)
     for m, p, f in (
@@ -335,6 +407,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
         ("GET", r"/v1/debuginfo", _debuginfo),
         ("GET", r"/v1/monitor", _monitor),
         ("GET", r"/v1/metrics", _metrics),
+        ("POST", r"/v1/cni/plumb", _cni_plumb),
+        ("GET", r"/v1/cni/link/(?P<name>[^/]+)", _cni_link),
+        ("DELETE", r"/v1/cni/link/(?P<name>[^/]+)", _cni_unplumb),
         ("GET", r"/v1beta/status", _health_status),
         ("PUT", r"/v1beta/status/probe", _health_probe),
         ("GET", r"/v1beta/healthz", _health_healthz),

@@ -38,6 +38,7 @@ from ciliumctl.agent.policy import (
     selects,
 )
 from ciliumctl.agent.services import ServiceManager
+from ciliumctl.cni.plugin import Plumber
 from ciliumctl.datapath.model import Protocol, ReservedIdentity
 from ciliumctl.errors import CiliumctlError
 from ciliumctl.validators.labels import build_filter
@@ -166,6 +167,9 @@ class Agent:
             if config.flag("enable-health-checking")
             else None
         )
+        #: the endpoints' veth wiring, done here for cilium-cni (the netlink module; set by
+        #: the entry point, None in an agent that leaves it to the plugin)
+        self.plumber: Plumber | None = None
         #: set by the agent's entry point when it masquerades (iptables in the node)
         self.masquerader: Masquerader | None = None
         self._masquerading: list[str] | None = None

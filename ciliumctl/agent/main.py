@@ -93,6 +93,9 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
         agent.masquerader = masquerade.Masquerader(config)
     agent.restore_endpoints()
     agent.write_runtime_config()
+    from ciliumctl.datapath import netlink
+
+    agent.plumber = netlink
     serve_api(agent, config.socket_path)
     serve_health(agent, int(config.get("agent-health-port")))
     if agent.health is not None:

@@ -282,6 +282,62 @@ def _netlink() -> Plumber:
     return netlink
 
 
+def _not_served(exc: AgentAPIError) -> bool:
+    """The agent has no ``/v1/cni`` paths (an older one) or leaves the wiring to us."""
+    return exc.status == 404 and ("no such path" in exc.message or "does not wire" in exc.message)
+
+
+class AgentPlumber:
+    """The wiring done by the agent (``/v1/cni/...``), which has netlink loaded and runs in
+    the node's network namespace: the plugin then imports no netlink library, the larger
+    part of each call's cost. An agent without these paths (404), or none at all for a
+    DEL, falls back to wiring here."""
+
+    GATEWAY4 = "169.254.1.1"  # datapath.netlink.GATEWAY4, which the agent also answers with
+
+    def __init__(self, client: AgentClient, local: Any = _netlink) -> None:
+        self.client = client
+        self._local_factory = local
+        self._local: Plumber | None = None
+
+    def _fallback(self) -> Plumber:
+        if self._local is None:
+            self._local = self._local_factory()
+        return self._local
+
+    def plumb_endpoint(
+        self, host_ifname: str, pod_netns: str, ipv4: str | None = None
+    ) -> tuple[str, str]:
+        """Create the veth into the pod (see :class:`Plumber`)."""
+        body = {"host-ifname": host_ifname, "netns": pod_netns, "ipv4": ipv4}
+        try:
+            answer = self.client.request("POST", "/v1/cni/plumb", body)
+        except AgentAPIError as exc:
+            if not _not_served(exc):
+                raise
+            return self._fallback().plumb_endpoint(host_ifname, pod_netns, ipv4=ipv4)
+        self.GATEWAY4 = str(answer.get("gateway") or self.GATEWAY4)
+        return str(answer["mac"]), str(answer["host-mac"])
+
+    def delete_link(self, name: str, netns: str | None = None) -> None:
+        """Delete the endpoint's veth; idempotent."""
+        try:
+            self.client.request("DELETE", f"/v1/cni/link/{name}")
+        except (AgentUnreachableError, AgentAPIError) as exc:
+            if isinstance(exc, AgentAPIError) and not _not_served(exc):
+                raise
+            self._fallback().delete_link(name, netns)
+
+    def ifindex(self, name: str, netns: str | None = None) -> int:
+        """The index of the endpoint's veth (raises when it does not exist)."""
+        try:
+            return int(self.client.get(f"/v1/cni/link/{name}")["ifindex"])
+        except AgentAPIError as exc:
+            if _not_served(exc):
+                return self._fallback().ifindex(name, netns)
+            raise
+
+
 def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = None) -> int:
     """One plugin invocation; the exit code."""
     version = CNI_VERSION
@@ -295,7 +351,7 @@ def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = 
         if inv.command == "STATUS":
             cmd_status(client)
             return 0
-        plumber = net or _netlink()
+        plumber = net or AgentPlumber(client)
         if inv.command == "ADD":
             out.write(json.dumps(cmd_add(inv, client, plumber)))
         elif inv.command == "DEL":

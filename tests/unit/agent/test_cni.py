@@ -66,12 +66,18 @@ def node(tmp_path: Path) -> Iterator[tuple[Agent, str]]:
 
 
 def call(
-    sock: str, command: str, cid: str, net: RecordingNetlink, pod: str = "a", version: str = "1.0.0"
+    sock: str,
+    command: str,
+    cid: str,
+    net: Any,
+    pod: str = "a",
+    version: str = "1.0.0",
+    netns: str = "/var/run/netns/t",
 ) -> tuple[int, dict[str, Any]]:
     env = {
         "CNI_COMMAND": command,
         "CNI_CONTAINERID": cid,
-        "CNI_NETNS": "/var/run/netns/t",
+        "CNI_NETNS": netns,
         "CNI_IFNAME": "eth0",
         "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=prod;K8S_POD_NAME={pod}",
     }
@@ -185,3 +191,89 @@ def test_plugin_falls_back_to_the_list_on_an_older_agent(
     assert code == 1 and "already has an endpoint" in err["msg"]
     assert call(sock, "DEL", "c1", net) == (0, {})
     assert agent.endpoints.by_container("c1") is None
+
+
+def _no_local() -> Any:
+    raise AssertionError("the plugin must not wire (or import netlink) itself here")
+
+
+def test_the_agent_wires_the_endpoint_and_the_plugin_imports_no_netlink(
+    node: tuple[Agent, str], tmp_path: Path
+) -> None:
+    agent, sock = node
+    agent.plumber = wired = RecordingNetlink()
+    netns = tmp_path / "cni-1234"  # what the runtime made; the agent sees the same path
+    netns.touch()
+    client = plugin.AgentClient(sock)
+    net = plugin.AgentPlumber(client, local=_no_local)
+    code, result = call(sock, "ADD", "c1", net, netns=str(netns))
+    assert code == 0, result
+    assert wired.links == {plugin.host_ifname("c1"): str(netns)}
+    assert result["interfaces"][0] == {"name": plugin.host_ifname("c1"), "mac": "02:00:00:00:00:02"}
+    assert result["ips"][0]["gateway"] == "169.254.1.1"
+    assert call(sock, "CHECK", "c1", net, netns=str(netns)) == (0, {})
+    assert call(sock, "DEL", "c1", net, netns=str(netns)) == (0, {})
+    assert wired.links == {} and agent.endpoints.by_container("c1") is None
+    code, err = call(sock, "CHECK", "c1", net, netns=str(netns))
+    assert code == 1 and err["code"] == plugin.E_CONTAINER_UNKNOWN
+
+
+def test_the_agent_refuses_what_is_no_endpoint_veth_and_cleans_a_failed_wiring(
+    node: tuple[Agent, str], tmp_path: Path
+) -> None:
+    agent, sock = node
+    agent.plumber = wired = RecordingNetlink()
+    client = plugin.AgentClient(sock)
+    with pytest.raises(plugin.AgentAPIError) as bad:
+        client.request("DELETE", "/v1/cni/link/eth0")
+    assert bad.value.status == 400 and "not an endpoint's host interface" in bad.value.message
+    with pytest.raises(plugin.AgentAPIError) as hidden:
+        client.request(
+            "POST", "/v1/cni/plumb",
+            {"host-ifname": "lxc0123456789a", "netns": "/var/run/netns/gone", "ipv4": "10.0.5.2"},
+        )  # fmt: skip
+    assert hidden.value.status == 400
+    assert "/var/run/netns/gone is not visible to the agent" in hidden.value.message
+    wired.fail = True
+    netns = tmp_path / "cni-9"
+    netns.touch()
+    wired.links["lxc0123456789a"] = "half made"
+    with pytest.raises(plugin.AgentAPIError) as failed:
+        client.request(
+            "POST", "/v1/cni/plumb",
+            {"host-ifname": "lxc0123456789a", "netns": str(netns), "ipv4": "10.0.5.2"},
+        )  # fmt: skip
+    assert failed.value.status == 500 and "netns vanished" in failed.value.message
+    assert wired.links == {}  # nothing half-made is left
+
+
+def test_the_agents_view_of_the_runtimes_netns_path(tmp_path: Path) -> None:
+    from ciliumctl.agent.api import APIError, visible_netns
+
+    here = tmp_path / "ns-here"
+    here.touch()
+    assert visible_netns(str(here), tmp_path) == str(here)
+    (tmp_path / "netns").mkdir()
+    (tmp_path / "netns" / "cni-77").touch()  # the chart mounts the host's /var/run/netns here
+    assert visible_netns("/var/run/netns/cni-77", tmp_path) == str(tmp_path / "netns" / "cni-77")
+    assert visible_netns("/run/netns/cni-77", tmp_path) == str(tmp_path / "netns" / "cni-77")
+    with pytest.raises(APIError, match="not visible to the agent"):
+        visible_netns("/proc/1/ns/net-nope", tmp_path)
+
+
+def test_without_the_agents_wiring_the_plugin_wires_itself(
+    node: tuple[Agent, str], tmp_path: Path
+) -> None:
+    agent, sock = node
+    assert agent.plumber is None  # an agent that leaves the wiring to the plugin
+    local = RecordingNetlink()
+    net = plugin.AgentPlumber(plugin.AgentClient(sock), local=lambda: local)
+    assert call(sock, "ADD", "c1", net)[0] == 0
+    assert local.links == {plugin.host_ifname("c1"): "/var/run/netns/t"}
+    assert call(sock, "CHECK", "c1", net) == (0, {})
+    assert call(sock, "DEL", "c1", net) == (0, {}) and local.links == {}
+    # no agent at all: DEL still removes the veth, here
+    local.links["lxc" + "0" * 11] = "x"
+    gone = plugin.AgentPlumber(plugin.AgentClient(str(tmp_path / "none.sock")), lambda: local)
+    gone.delete_link("lxc" + "0" * 11)
+    assert local.links == {}
