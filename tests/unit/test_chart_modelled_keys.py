@@ -34,6 +34,7 @@ from tests.unit.test_chart import (
     find,
     helm,
     render,
+    render_text,
 )
 
 __all__ = ["helm"]  # the module-scoped fixture, shared with test_chart
@@ -685,3 +686,189 @@ def test_pod_disruption_budgets(
     assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     off = render(helm, merged(base, nested(key, {"enabled": False})), tmp_path)
     assert not [o for o in off if o["kind"] == "PodDisruptionBudget"]
+
+
+# ---------------------------------------------------------------------------------------
+# Pod and container fields of clustermesh-apiserver
+
+CLUSTERMESH = {"cluster": {"name": "c1", "id": 7}, "clustermesh": {"useAPIServer": True}}
+DROP_ALL = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _apiserver_pod(helm: str, tmp_path: Path, apiserver: Obj) -> Obj:
+    values = merged(CLUSTERMESH, {"clustermesh": {"apiserver": apiserver}})
+    spec: Obj = find(render(helm, values, tmp_path), "Deployment", "clustermesh-apiserver")["spec"][
+        "template"
+    ]["spec"]
+    return spec
+
+
+def test_clustermesh_apiserver_security_contexts_default_to_upstreams(
+    helm: str, tmp_path: Path
+) -> None:
+    keys = ("securityContext", "podSecurityContext", "etcd.securityContext")
+    for key in (*keys, "kvstoremesh.securityContext"):
+        assert f"clustermesh.apiserver.{key}" not in unmodelled_keys(CHART)
+    spec = _apiserver_pod(helm, tmp_path, {})
+    # Upstream 1.18: non-root pods (uid/gid 65532), no privilege escalation, no capabilities.
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+    }
+    for c in spec["initContainers"] + spec["containers"]:
+        assert c["securityContext"] == DROP_ALL, c["name"]
+    custom = _apiserver_pod(
+        helm,
+        tmp_path,
+        {
+            "podSecurityContext": {"runAsUser": 1000, "runAsGroup": None},
+            "securityContext": {"readOnlyRootFilesystem": True},
+            "etcd": {"securityContext": {"runAsUser": 2000}},
+            "kvstoremesh": {"securityContext": {"capabilities": {"drop": ["NET_RAW"]}}},
+        },
+    )
+    assert custom["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 65532}
+    by_name = {c["name"]: c for c in custom["initContainers"] + custom["containers"]}
+    assert by_name["apiserver"]["securityContext"] == {**DROP_ALL, "readOnlyRootFilesystem": True}
+    # etcd's security context is also the etcd-init container's, as upstream's.
+    assert by_name["etcd"]["securityContext"] == {**DROP_ALL, "runAsUser": 2000}
+    assert by_name["etcd-init"]["securityContext"] == {**DROP_ALL, "runAsUser": 2000}
+    assert by_name["kvstoremesh"]["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["NET_RAW"]},
+    }
+
+
+def test_clustermesh_apiserver_probes_lifecycle_and_etcd_init(helm: str, tmp_path: Path) -> None:
+    for key in (
+        "readinessProbe",
+        "lifecycle",
+        "etcd.lifecycle",
+        "etcd.init",
+        "kvstoremesh.readinessProbe",
+        "kvstoremesh.lifecycle",
+    ):
+        assert f"clustermesh.apiserver.{key}" not in unmodelled_keys(CHART)
+    pre_stop = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+    spec = _apiserver_pod(
+        helm,
+        tmp_path,
+        {
+            "readinessProbe": {"periodSeconds": 3, "failureThreshold": 6},
+            "lifecycle": pre_stop,
+            "etcd": {
+                "lifecycle": pre_stop,
+                "init": {
+                    "extraArgs": ["--timeout=5m"],
+                    "extraEnv": [{"name": "GOMAXPROCS", "value": "1"}],
+                    "resources": {"requests": {"cpu": "10m"}},
+                },
+            },
+            "kvstoremesh": {"readinessProbe": {"timeoutSeconds": 4}, "lifecycle": pre_stop},
+        },
+    )
+    by_name = {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
+    # The probe keeps its /readyz check; the values add to it.
+    assert by_name["apiserver"]["readinessProbe"] == {
+        "httpGet": {"path": "/readyz", "port": "apiserv-health"},
+        "periodSeconds": 3,
+        "failureThreshold": 6,
+    }
+    assert by_name["kvstoremesh"]["readinessProbe"] == {
+        "httpGet": {"path": "/readyz", "port": "kvmesh-health"},
+        "timeoutSeconds": 4,
+    }
+    for name in ("apiserver", "etcd", "kvstoremesh"):
+        assert by_name[name]["lifecycle"] == pre_stop, name
+    init = by_name["etcd-init"]
+    assert init["args"][-1] == "--timeout=5m" and init["args"][0] == "etcdinit"
+    assert {"name": "GOMAXPROCS", "value": "1"} in init["env"]
+    assert init["resources"] == {"requests": {"cpu": "10m"}}
+    plain = _apiserver_pod(helm, tmp_path, {})
+    for c in plain["initContainers"] + plain["containers"]:
+        assert "lifecycle" not in c and "resources" not in c, c["name"]
+
+
+def test_clustermesh_apiserver_extra_volumes_and_mounts(helm: str, tmp_path: Path) -> None:
+    for key in ("extraVolumes", "extraVolumeMounts"):
+        assert f"clustermesh.apiserver.{key}" not in unmodelled_keys(CHART)
+    mount = {"name": "trust", "mountPath": "/etc/trust", "readOnly": True}
+    kv_mount = {"name": "trust", "mountPath": "/etc/kv-trust", "readOnly": True}
+    spec = _apiserver_pod(
+        helm,
+        tmp_path,
+        {
+            "extraVolumes": [{"name": "trust", "configMap": {"name": "trust-bundle"}}],
+            "extraVolumeMounts": [mount],
+            "kvstoremesh": {"extraVolumeMounts": [kv_mount]},
+        },
+    )
+    assert {"name": "trust", "configMap": {"name": "trust-bundle"}} in spec["volumes"]
+    by_name = {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
+    # Upstream mounts them into etcd-init, etcd and apiserver; KVStoreMesh has its own list.
+    for name in ("etcd-init", "etcd", "apiserver"):
+        assert mount in by_name[name]["volumeMounts"], name
+    assert kv_mount in by_name["kvstoremesh"]["volumeMounts"]
+    assert mount not in by_name["kvstoremesh"]["volumeMounts"]
+    assert _apiserver_pod(
+        helm, tmp_path, {"extraVolumes": [], "extraVolumeMounts": []}
+    ) == _apiserver_pod(helm, tmp_path, {})
+
+
+def test_clustermesh_apiserver_service_monitor(helm: str, tmp_path: Path) -> None:
+    assert "clustermesh.apiserver.metrics.serviceMonitor" not in unmodelled_keys(CHART)
+    sm_values = {
+        "enabled": True,
+        "labels": {"release": "prom"},
+        "annotations": {"team": "net"},
+        "interval": "30s",
+        "kvstoremesh": {"interval": "20s"},
+        "etcd": {"interval": "40s", "metricRelabelings": [{"action": "keep"}]},
+    }
+    values = merged(
+        CLUSTERMESH,
+        {"clustermesh": {"apiserver": {"metrics": {"serviceMonitor": sm_values}}}},
+    )
+    text = render_text(helm, values, tmp_path, "--api-versions", "monitoring.coreos.com/v1")
+    objs = [d for d in yaml.safe_load_all(text) if d]
+    sm = find(objs, "ServiceMonitor", "clustermesh-apiserver")
+    assert sm["metadata"]["labels"]["release"] == "prom"
+    assert sm["metadata"]["annotations"] == {"team": "net"}
+    endpoints = {e["port"]: e for e in sm["spec"]["endpoints"]}
+    assert {p: e["interval"] for p, e in endpoints.items()} == {
+        "apiserv-metrics": "30s",
+        "kvmesh-metrics": "20s",
+        "etcd-metrics": "40s",
+    }
+    assert endpoints["etcd-metrics"]["metricRelabelings"] == [{"action": "keep"}]
+    # It selects the headless metrics Service, which has every scraped port.
+    svc = find(objs, "Service", "clustermesh-apiserver-metrics")
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert {p["name"] for p in svc["spec"]["ports"]} == set(endpoints)
+    # Only the enabled metrics are scraped; with etcd's alone the Service still exists.
+    only_etcd = merged(
+        values,
+        {
+            "clustermesh": {
+                "apiserver": {"metrics": {"enabled": False, "kvstoremesh": {"enabled": False}}}
+            }
+        },
+    )
+    text = render_text(helm, only_etcd, tmp_path, "--api-versions", "monitoring.coreos.com/v1")
+    objs = [d for d in yaml.safe_load_all(text) if d]
+    sm = find(objs, "ServiceMonitor", "clustermesh-apiserver")
+    assert [e["port"] for e in sm["spec"]["endpoints"]] == ["etcd-metrics"]
+    svc = find(objs, "Service", "clustermesh-apiserver-metrics")
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["etcd-metrics"]
+    # Off (upstream's default): no ServiceMonitor, and no need for its CRD.
+    off = render(
+        helm,
+        merged(
+            CLUSTERMESH,
+            {"clustermesh": {"apiserver": {"metrics": {"serviceMonitor": {"enabled": False}}}}},
+        ),
+        tmp_path,
+    )
+    assert not [o for o in off if o["kind"] == "ServiceMonitor"]

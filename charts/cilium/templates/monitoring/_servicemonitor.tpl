@@ -1,7 +1,9 @@
 {{/*
 A Prometheus Operator ServiceMonitor. Arguments: (list $ <name> <serviceMonitor values>
-<selector labels> <port name>). Without the monitoring.coreos.com/v1 API (and without
-trustCRDsExist) the render fails instead of producing an object the cluster would refuse.
+<selector labels> <endpoints>), where <endpoints> is a port name (one endpoint scraped as
+the serviceMonitor values say) or a list of (dict "port" <name> "values" <its values>), one
+endpoint each. Without the monitoring.coreos.com/v1 API (and without trustCRDsExist) the
+render fails instead of producing an object the cluster would refuse.
 */}}
 {{- define "cilium.serviceMonitor" -}}
 {{- $ctx := index . 0 -}}
@@ -34,21 +36,28 @@ spec:
     matchNames:
     - {{ include "cilium.namespace" $ctx }}
   endpoints:
-  - port: {{ $port }}
-    interval: {{ $sm.interval | quote }}
-    {{- with $sm.scrapeTimeout }}
+  {{- $endpoints := $port }}
+  {{- if kindIs "string" $port }}
+  {{- $endpoints = list (dict "port" $port "values" $sm) }}
+  {{- end }}
+  {{- range $endpoints }}
+  {{- $ep := .values }}
+  - port: {{ .port }}
+    interval: {{ $ep.interval | quote }}
+    {{- with $ep.scrapeTimeout }}
     scrapeTimeout: {{ . | quote }}
     {{- end }}
     honorLabels: true
     path: /metrics
-    {{- with $sm.relabelings }}
+    {{- with $ep.relabelings }}
     relabelings:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- with $sm.metricRelabelings }}
+    {{- with $ep.metricRelabelings }}
     metricRelabelings:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+  {{- end }}
   targetLabels:
   - k8s-app
   {{- with $sm.jobLabel }}
