@@ -340,7 +340,8 @@ def _validate_object(
             **ident,
         )
     schema_paths: set[Path] = set()
-    for issue in pm.schema_for(kind).validate(obj, ()):
+    schema = pm.schema_for(kind)
+    for issue in () if schema.ok(obj) else schema.validate(obj, ()):
         schema_paths.add(issue.path)
         _add(report, place, Severity.ERROR, issue.rule, issue.message, issue.fix, issue.path,
              **ident)  # fmt: skip

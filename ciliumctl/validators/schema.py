@@ -69,6 +69,11 @@ class Node:
         """Every violation in ``value`` (located at ``path``)."""
         raise NotImplementedError
 
+    def ok(self, value: Any) -> bool:
+        """True exactly when :meth:`validate` finds nothing: the cheap test run first, so
+        that only values with a violation pay for the issues, paths and messages."""
+        return next(iter(self.validate(value, ())), None) is None
+
     @cached_property
     def any_string(self) -> bool:
         """True when every ``str`` value is valid here: callers skip validating those."""
@@ -123,6 +128,19 @@ class Str(Node):
         if self.min_length is not None:
             out["minLength"] = self.min_length
         return out
+
+    def ok(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        if self.any_string:
+            return True
+        if self.enum and value not in self.enum:
+            return False
+        if self.min_length is not None and len(value) < self.min_length:
+            return False
+        if self.max_length is not None and len(value) > self.max_length:
+            return False
+        return self._compiled is None or self._compiled.search(value) is not None
 
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if not isinstance(value, str):
@@ -182,6 +200,13 @@ class Int(Node):
             out["maximum"] = self.maximum
         return out
 
+    def ok(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        if self.minimum is not None and value < self.minimum:
+            return False
+        return self.maximum is None or value <= self.maximum
+
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if isinstance(value, bool) or not isinstance(value, int):
             fix = "write a number without quotes"
@@ -201,6 +226,9 @@ class Bool(Node):
 
     def openapi(self) -> dict[str, Any]:
         return self._base("boolean")
+
+    def ok(self, value: Any) -> bool:
+        return isinstance(value, bool)
 
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if not isinstance(value, bool):
@@ -225,6 +253,14 @@ class IntOrStr(Node):
             out["pattern"] = self.pattern
         out["x-kubernetes-int-or-string"] = True
         return out
+
+    def ok(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return False
+        if isinstance(value, int):
+            lo, hi = self.minimum, self.maximum
+            return not ((lo is not None and value < lo) or (hi is not None and value > hi))
+        return not self.pattern or re.search(self.pattern, value) is not None
 
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if isinstance(value, bool) or not isinstance(value, int | str):
@@ -260,6 +296,18 @@ class Arr(Node):
         if self.min_items is not None:
             out["minItems"] = self.min_items
         return out
+
+    def ok(self, value: Any) -> bool:
+        if not isinstance(value, list):
+            return False
+        if self.max_items is not None and len(value) > self.max_items:
+            return False
+        if self.min_items is not None and len(value) < self.min_items:
+            return False
+        items = self.items
+        if items.any_string:
+            return all(item.__class__ is str or items.ok(item) for item in value)
+        return all(items.ok(item) for item in value)
 
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if not isinstance(value, list):
@@ -322,6 +370,29 @@ class Obj(Node):
         if self.preserve:
             out["x-kubernetes-preserve-unknown-fields"] = True
         return out
+
+    def ok(self, value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        if self.preserve:
+            return True
+        for name in self.required:
+            if name not in value:
+                return False
+        if self.one_of and sum(1 for name in self.one_of if name in value) != 1:
+            return False
+        fields, values = self.fields, self.values
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return False
+            node = fields.get(key)
+            if node is None:
+                node = values
+                if node is None:
+                    return False  # an unknown or forbidden field
+            if (item.__class__ is not str or not node.any_string) and not node.ok(item):
+                return False
+        return True
 
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if not isinstance(value, dict):

@@ -37,6 +37,25 @@ _SLOW_CHARS = re.compile(
 _SLOW_SYNTAX = re.compile(r"[|>][-+0-9]*#")
 _FLOW = re.compile(r"(?:^|[\s,\[{])[\[{]", re.MULTILINE)
 MAX_DEPTH = 200
+#: What the Rust parser (yaml_rs, YAML 1.2) may read otherwise than PyYAML (YAML 1.1), or
+#: than libyaml's error paths: anchors, aliases, tags, block scalars, directives, reserved
+#: indicators and complex keys where a token starts; escapes; merge keys; flow collections
+#: other than an empty {}, [] or [{}].
+_RS_UNSAFE = re.compile(
+    r"[&*!|>%@`?\\<{}\[\]](?:"
+    r"(?<![^\s,:\[{].)(?<=[&*!|>%@`?])"  # an indicator that starts a token
+    r"|(?<=\\)|(?<=<)<"  # an escape; a merge key
+    r"|(?<=\{)(?!\})|(?<=\})(?<!\{\})|(?<=\[)(?!\]|\{\}\])|(?<=\])(?<!\[\])(?<!\[\{\}\])"  # flow
+    r")"
+)
+#: Integer spellings the two parsers read differently (leading zeros: octal in YAML 1.1,
+#: decimal in 1.2; 0o..; underscores): a document with one keeps its integers off this path.
+_RS_RISKY_INT = re.compile(r"(?<![0-9A-Za-z_.])[-+]?0[0-9A-Za-z_]|[0-9]_|_[0-9]")
+#: Strings yaml_rs reads as null, a boolean or an integer when they are plain: a ``str``
+#: with one of these texts was quoted, which PyYAML reads as a string too.
+_RS_TYPED_IF_PLAIN = re.compile(
+    r"[-+]?(?:0|[1-9][0-9]*)|true|True|TRUE|false|False|FALSE|null|Null|NULL|~|"
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,12 @@ class Document:
         if self.pending_lines is not None:
             loader, node, offset = self.pending_lines
             self.pending_lines = None
+            if loader is None:  # read by yaml_rs: compose with libyaml now (``node`` is the text)
+                loader = _c_loader()(node)
+                try:
+                    node = loader.get_single_node()
+                finally:
+                    loader.dispose()
             _Builder(loader, self, offset).build(node, (), 0)
         probe = tuple(path)
         while True:
@@ -193,8 +218,128 @@ def _parse_into(doc: Document, chunk: str, start: int) -> None:
         and _SLOW_SYNTAX.search(chunk) is None
         and ("?" not in chunk or _FLOW.search(chunk) is None)
     )
+    if fast and _parse_rs(doc, chunk, start):
+        return
     if not (fast and _parse_fast(doc, chunk, start, loader_class)):
         _parse_pure(doc, chunk, start)
+
+
+def _parse_rs(doc: Document, chunk: str, start: int) -> bool:
+    """True when the Rust parser read ``chunk`` (a mapping) into ``doc`` exactly as PyYAML
+    would; its lines are worked out from libyaml's nodes when a finding asks for one.
+
+    yaml_rs builds the data in native code, several times faster than composing PyYAML
+    nodes. It reads YAML 1.2, so it is only trusted where 1.1 reads the same: the text
+    passes :data:`_RS_UNSAFE`, and every value it returns
+    passes :class:`_RsCheck` (floats, dates, 1.1-only booleans and the like send the
+    document to the libyaml path). Duplicate keys are an error in yaml_rs, so they too go
+    to the paths that report them.
+    """
+    loads = _rs_loads()
+    if loads is None or _RS_UNSAFE.search(chunk) is not None:
+        return False
+    try:
+        data = loads(chunk, parse_datetime=False)
+    except Exception:  # any refusal means: use the reference paths
+        return False
+    if type(data) is not dict or not _RsCheck(chunk).same(data, 0):
+        return False
+    doc.data = data
+    doc.pending_lines = (None, chunk, start)
+    return True
+
+
+@cache
+def _rs_loads() -> Any:
+    """yaml_rs.loads, or None when it is not installed."""
+    try:
+        from yaml_rs import loads
+    except ImportError:
+        return None
+    return loads
+
+
+#: Texts PyYAML reads as a string when plain (memo of :meth:`_RsCheck.same_str`).
+_PLAIN_STR: dict[str, bool] = {}
+
+
+class _RsCheck:
+    """Does the data yaml_rs read from ``chunk`` equal what PyYAML reads?"""
+
+    def __init__(self, chunk: str) -> None:
+        self.chunk = chunk
+        self.ints_ok: bool | None = None
+        self.typed_first = _typed_first()
+
+    def same(self, value: Any, depth: int) -> bool:
+        if depth > MAX_DEPTH // 2:
+            return False
+        cls = value.__class__
+        if cls is dict:
+            for key, item in value.items():
+                if key.__class__ is not str or not self.same_str(key):
+                    return False
+                if item.__class__ is str:
+                    if not self.same_str(item):
+                        return False
+                elif not self.same(item, depth + 1):
+                    return False
+            return True
+        if cls is list:
+            for item in value:
+                if item.__class__ is str:
+                    if not self.same_str(item):
+                        return False
+                elif not self.same(item, depth + 1):
+                    return False
+            return True
+        if cls is str:
+            return self.same_str(value)
+        if cls is bool or value is None:
+            return True  # null/~/empty and true/false in any case: 1.1 reads these alike
+        if cls is int:
+            if self.ints_ok is None:
+                self.ints_ok = _RS_RISKY_INT.search(self.chunk) is None
+            return self.ints_ok
+        return False  # floats (1e3 is a string in 1.1), anything else
+
+    def same_str(self, text: str) -> bool:
+        if text and text[0] not in self.typed_first:
+            return True  # no implicit resolver of PyYAML's starts with this character
+        known = _PLAIN_STR.get(text)
+        if known is None:
+            known = _plain_tag(text) == _STR_TAG or _RS_TYPED_IF_PLAIN.fullmatch(text) is not None
+            if len(_PLAIN_STR) < 100_000:
+                _PLAIN_STR[text] = known
+        return known
+
+
+@cache
+def _typed_first() -> frozenset[str]:
+    """The first characters of the plain scalars PyYAML may resolve to something else
+    than a string (bool, int, float, merge, null, timestamp, value, ...): the keys of its
+    implicit resolvers (every character when one of them is a wildcard)."""
+    import yaml
+
+    table = yaml.SafeLoader.yaml_implicit_resolvers
+    if table.get(None):
+        return frozenset(chr(code) for code in range(0x110000))
+    return frozenset(key for key in table if key)
+
+
+def _plain_tag(text: str) -> str:
+    """The tag PyYAML gives ``text`` written as a plain scalar."""
+    import yaml
+
+    tag: str = _resolver().resolve(yaml.ScalarNode, text, (True, False))
+    return tag
+
+
+@cache
+def _resolver() -> Any:
+    import yaml
+
+    return yaml.SafeLoader("")
 
 
 def _parse_fast(doc: Document, chunk: str, start: int, loader_class: Any) -> bool:
