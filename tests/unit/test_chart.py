@@ -634,9 +634,10 @@ def test_preflight_renders_only_preflight_objects(helm: str, tmp_path: Path) -> 
     )
     dep_spec = find(objs, "Deployment", "cilium-pre-flight-check")["spec"]["template"]["spec"]
     assert env_of(container(dep_spec, "cnp-validator"))["KUBERNETES_SERVICE_HOST"] == "10.0.0.10"
-    # The preflight pull of an older target version uses that version's tag.
+    # The preflight pull of an older target version uses that version's tag (and pulls the
+    # cilium-envoy image the chart deploys with it).
     objs = render(helm, {"preflight": {"enabled": True}, "ciliumVersion": "1.17.11"}, tmp_path)
-    assert _images(objs) == {"quay.io/cilium/cilium:v1.17.11"}
+    assert _images(objs) == {"quay.io/cilium/cilium:v1.17.11", ENVOY_IMAGE}
 
 
 # ---------------------------------------------------------------------------------------

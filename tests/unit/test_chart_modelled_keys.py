@@ -26,6 +26,7 @@ from ciliumctl.install.install import unmodelled_defaults, unmodelled_keys, unmo
 from ciliumctl.validators.values import check_values
 from tests.unit.test_chart import (
     CHART,
+    ENVOY_IMAGE,
     ROOT,
     Obj,
     RenderError,
@@ -381,7 +382,7 @@ def test_chart_accepts_unmodelled_keys_at_upstreams_default(helm: str, tmp_path:
     ("values", "key"),
     [
         ({"waitForKubeProxy": True}, "waitForKubeProxy"),
-        ({"preflight": {"validateCNPs": False}}, "preflight.validateCNPs"),  # false over true
+        ({"preflight": {"tofqdnsPreCache": "/tmp/fqdn"}}, "preflight.tofqdnsPreCache"),
         ({"etcd": {"enabled": False, "endpoints": ["https://etcd:2379"]}}, "etcd"),
         ({"hubble": {"ui": {"ingress": {"enabled": False, "extra": 1}}}}, "hubble.ui.ingress"),
         ({"azure": {"enabled": False, "resourceGroup": "rg"}}, "azure"),  # no recorded default
@@ -424,7 +425,7 @@ def test_values_check_accepts_upstream_defaults_and_names_other_values() -> None
     assert _errors({"certgen": {"annotations": {}}}) == []  # an empty map sets nothing
     assert _errors({"authentication": {"mutual": {"port": 4250.0}}}) == []  # a number is a number
     assert _errors({"waitForKubeProxy": True}) == ["waitForKubeProxy"]
-    assert _errors({"preflight": {"validateCNPs": False}}) == ["preflight.validateCNPs"]
+    assert _errors({"keepDeprecatedProbes": True}) == ["keepDeprecatedProbes"]  # true over false
     assert _errors({"keepDeprecatedLabels": 0}) == ["keepDeprecatedLabels"]  # 0 is not false
     assert _errors({"hubble": {"ui": {"ingress": {"hosts": ["x.example"]}}}}) == [
         "hubble.ui.ingress"
@@ -872,3 +873,102 @@ def test_clustermesh_apiserver_service_monitor(helm: str, tmp_path: Path) -> Non
         tmp_path,
     )
     assert not [o for o in off if o["kind"] == "ServiceMonitor"]
+
+
+# ---------------------------------------------------------------------------------------
+# Pre-flight check
+
+
+def _preflight(helm: str, tmp_path: Path, preflight: Obj, **extra: Any) -> list[Obj]:
+    return render(helm, {"preflight": {"enabled": True, **preflight}, **extra}, tmp_path)
+
+
+def test_preflight_pod_and_container_fields(helm: str, tmp_path: Path) -> None:
+    keys = ("annotations", "podSecurityContext", "securityContext", "extraVolumes")
+    for key in (*keys, "extraVolumeMounts"):
+        assert f"preflight.{key}" not in unmodelled_keys(CHART)
+    mount = {"name": "certs", "mountPath": "/etc/certs", "readOnly": True}
+    objs = _preflight(
+        helm,
+        tmp_path,
+        {
+            "annotations": {"owner": "net"},
+            "podSecurityContext": {"fsGroup": 2000},
+            "securityContext": {"readOnlyRootFilesystem": True},
+            "extraVolumes": [{"name": "certs", "secret": {"secretName": "ca"}}],
+            "extraVolumeMounts": [mount],
+        },
+    )
+    for kind in ("DaemonSet", "Deployment"):
+        workload = find(objs, kind, "cilium-pre-flight-check")
+        assert workload["metadata"]["annotations"] == {"owner": "net"}, kind
+        spec = workload["spec"]["template"]["spec"]
+        assert spec["securityContext"] == {"fsGroup": 2000}, kind
+        assert {"name": "certs", "secret": {"secretName": "ca"}} in spec["volumes"], kind
+        for c in spec["containers"]:
+            assert c["securityContext"] == {"readOnlyRootFilesystem": True}, (kind, c["name"])
+        main = spec["containers"][0]
+        assert main["name"] in ("cilium-pre-flight-check", "cnp-validator")
+        assert mount in main["volumeMounts"], kind
+    plain = _preflight(helm, tmp_path, {})
+    for kind in ("DaemonSet", "Deployment"):
+        workload = find(plain, kind, "cilium-pre-flight-check")
+        assert "annotations" not in workload["metadata"], kind
+        spec = workload["spec"]["template"]["spec"]
+        assert "securityContext" not in spec
+        assert all("securityContext" not in c for c in spec["containers"])
+
+
+def test_preflight_pre_pulls_envoy_when_envoy_runs_as_a_daemonset(
+    helm: str, tmp_path: Path
+) -> None:
+    assert "preflight.envoy" not in unmodelled_keys(CHART)
+
+    def containers(objs: list[Obj]) -> dict[str, Obj]:
+        ds = find(objs, "DaemonSet", "cilium-pre-flight-check")
+        return {c["name"]: c for c in ds["spec"]["template"]["spec"]["containers"]}
+
+    # Upstream 1.18's default: Envoy runs as its own DaemonSet, so its image is pulled too.
+    envoy = containers(_preflight(helm, tmp_path, {}))["cilium-pre-flight-envoy"]
+    assert envoy["image"] == ENVOY_IMAGE
+    assert envoy["readinessProbe"]["exec"]["command"] == ["cat", "/tmp/ready"]
+    mounts = {m["mountPath"] for m in envoy["volumeMounts"]}
+    assert mounts == {"/var/run/cilium/envoy/sockets", "/var/run/cilium/envoy/artifacts"}
+    image = {"override": "registry.example/envoy:v1", "pullPolicy": "Always"}
+    custom = containers(
+        _preflight(helm, tmp_path, {"envoy": {"image": image}, "image": {"pullPolicy": "Never"}})
+    )["cilium-pre-flight-envoy"]
+    # The image is preflight.envoy.image's; the pull policy preflight.image's, as upstream's.
+    assert custom["image"] == "registry.example/envoy:v1"
+    assert custom["imagePullPolicy"] == "Never"
+    # Envoy inside the agent (or no L7 proxy): nothing more to pull.
+    assert set(containers(_preflight(helm, tmp_path, {}, envoy={"enabled": False}))) == {
+        "cilium-pre-flight-check"
+    }
+    assert set(containers(_preflight(helm, tmp_path, {}, l7Proxy=False))) == {
+        "cilium-pre-flight-check"
+    }
+
+
+def test_preflight_validate_cnps_and_pod_disruption_budget(helm: str, tmp_path: Path) -> None:
+    for key in ("validateCNPs", "podDisruptionBudget"):
+        assert f"preflight.{key}" not in unmodelled_keys(CHART)
+    objs = _preflight(
+        helm,
+        tmp_path,
+        {"annotations": {"owner": "net"}, "podDisruptionBudget": {"enabled": True}},
+    )
+    pdb = find(objs, "PodDisruptionBudget", "cilium-pre-flight-check")
+    dep = find(objs, "Deployment", "cilium-pre-flight-check")
+    # It budgets the CNP validator's pods, with upstream's default budget.
+    assert pdb["spec"]["selector"] == {"matchLabels": dep["spec"]["selector"]["matchLabels"]}
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["metadata"]["annotations"] == {"owner": "net"}
+    assert not [o for o in _preflight(helm, tmp_path, {}) if o["kind"] == "PodDisruptionBudget"]
+    # validateCNPs=false: only the image pre-pull DaemonSet, no validator and no budget.
+    off = _preflight(
+        helm, tmp_path, {"validateCNPs": False, "podDisruptionBudget": {"enabled": True}}
+    )
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in off}
+    assert ("DaemonSet", "cilium-pre-flight-check") in kinds
+    assert not {k for k in kinds if k[0] in ("Deployment", "PodDisruptionBudget")}
