@@ -365,3 +365,19 @@ none
 {{- if kindIs "invalid" $on -}}{{- $on = true -}}{{- end -}}
 {{- and $on .Values.l7Proxy (not .Values.preflight.enabled) -}}
 {{- end -}}
+
+{{/*
+The "annotations:" block of an object's metadata (indented for metadata's children): the
+union of the given maps, an earlier map winning on a shared key (an object's own
+annotations before its component's). Nothing when every map is empty.
+*/}}
+{{- define "cilium.metaAnnotations" -}}
+{{- $out := dict -}}
+{{- range . -}}
+{{- $out = merge $out (. | default dict) -}}
+{{- end -}}
+{{- with $out -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}

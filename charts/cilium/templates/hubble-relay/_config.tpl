@@ -16,6 +16,11 @@ sort-buffer-len-max: {{ . }}
 {{- with $relay.sortBufferDrainTimeout }}
 sort-buffer-drain-timeout: {{ . }}
 {{- end }}
+{{- if $relay.pprof.enabled }}
+pprof: "true"
+pprof-address: {{ $relay.pprof.address | quote }}
+pprof-port: {{ $relay.pprof.port | quote }}
+{{- end }}
 {{- if $relay.prometheus.enabled }}
 metrics-listen-address: ":{{ $relay.prometheus.port }}"
 {{- end }}
