@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
 from typing import Any, Protocol
 
@@ -70,8 +70,15 @@ class _Place:
 
 #: From this many documents on, validation is spread over the CPUs (forked workers).
 PARALLEL_DOCUMENTS = 2000
-#: (file name, document index, first line, text) of one document of a file.
-_Unit = tuple[str, int, int, str]
+#: (source index, first character, end character): a piece of one source's text that starts
+#: at a line (a ``---`` marker line, or the text's start) and ends where the next piece starts.
+_Piece = tuple[int, int, int]
+#: The sources forked workers read: inherited with the process, never pickled.
+_SHARED: list[tuple[str, str]] = []
+#: A ``---`` line, where a text may be cut between two workers (what split_documents' own
+#: marker regex calls a document start).
+_CUT = re.compile(r"^---(?:[ \t][^\n]*)?$", re.MULTILINE)
+_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 def validate_texts(
@@ -79,38 +86,85 @@ def validate_texts(
 ) -> Report:
     """Validate YAML texts given as (file name, text) pairs.
 
-    Many documents are validated by forked worker processes, in contiguous batches whose
-    reports are joined in order: the report is the same as a single process gives.
+    Many documents are validated by forked worker processes. Each gets contiguous pieces
+    of the texts (whole small files, or a large file cut at ``---`` lines) and splits,
+    parses and checks them itself; their reports are joined in order, with the document
+    numbers of a cut file carried on, so the report is the same as a single process gives.
     """
-    units: list[_Unit] = [
-        (name, index, start, chunk)
-        for name, text in sources
-        for index, (start, chunk) in enumerate(split_documents(text))
-    ]
-    workers = _workers(len(units))
+    sources = list(sources)
+    workers = _workers(sum(text.count("\n---") + 1 for _, text in sources))
     if workers < 2:
-        return _validate_units(units, target)
+        report = Report()
+        for name, text in sources:
+            _join(report, _validate_text(name, text, 0, len(text), target)[0], 0)
+        return report
     import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    global _SHARED
+    batches = _batches(sources, workers * 4)
+    _SHARED = sources
     # What exists now lives as long as the workers: keep it out of their collections (and
     # give it back to the collector afterwards, for callers that live on).
     gc.freeze()
-
-    size = -(-len(units) // (workers * 4))
-    batches = [units[i : i + size] for i in range(0, len(units), size)]
     report = Report()
+    documents_before = [0] * len(sources)
     context = multiprocessing.get_context("fork")
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for part in pool.map(_validate_units, batches, [target] * len(batches)):
-                report.findings.extend(part.findings)
-                report.documents += part.documents
-                report.policies += part.policies
+            for batch, parts in zip(
+                batches, pool.map(_validate_batch, batches, [target] * len(batches)), strict=True
+            ):
+                for (source, _, _), (part, documents) in zip(batch, parts, strict=True):
+                    _join(report, part, documents_before[source])
+                    documents_before[source] += documents
     finally:
+        _SHARED = []
         gc.unfreeze()
     return report
+
+
+def _join(report: Report, part: Report, first_document: int) -> None:
+    """Add ``part`` (whose documents are numbered from 0) to ``report``, numbering its
+    documents from ``first_document``."""
+    if first_document:
+        report.findings.extend(
+            f if f.document is None else replace(f, document=f.document + first_document)
+            for f in part.findings
+        )
+    else:
+        report.findings.extend(part.findings)
+    report.documents += part.documents
+    report.policies += part.policies
+
+
+def _batches(sources: list[tuple[str, str]], count: int) -> list[list[_Piece]]:
+    """About ``count`` batches of pieces of about equal size, in source order."""
+    total = sum(len(text) for _, text in sources)
+    size = max(1, -(-total // count))
+    batches: list[list[_Piece]] = [[]]
+    filled = 0
+    for index, (_, text) in enumerate(sources):
+        begin = 0
+        # Only texts whose one line break is "\n" are cut (split_documents reads the others
+        # line by line, with every Unicode break).
+        cuttable = len(text) > size and _ODD_BREAKS.search(text) is None
+        while begin < len(text):
+            end = len(text)
+            if cuttable and len(text) - begin > size - filled:
+                cut = _CUT.search(text, begin + max(1, size - filled))
+                if cut is not None:
+                    end = cut.start()
+            batches[-1].append((index, begin, end))
+            filled += end - begin
+            begin = end
+            if filled >= size:
+                batches.append([])
+                filled = 0
+        if not text:
+            batches[-1].append((index, 0, 0))
+    return [batch for batch in batches if batch]
 
 
 def _workers(documents: int) -> int:
@@ -123,11 +177,25 @@ def _workers(documents: int) -> int:
     return min(len(os.sched_getaffinity(0)), 8)
 
 
-def _validate_units(units: list[_Unit], target: tuple[int, int]) -> Report:
+def _validate_batch(batch: list[_Piece], target: tuple[int, int]) -> list[tuple[Report, int]]:
+    """In a worker: the report of each piece of ``batch`` (of :data:`_SHARED`)."""
+    return [_validate_text(*_SHARED[index], begin, end, target) for index, begin, end in batch]
+
+
+def _validate_text(
+    name: str, text: str, begin: int, end: int, target: tuple[int, int]
+) -> tuple[Report, int]:
+    """The report of ``text[begin:end]`` (documents numbered from 0, lines those of the
+    whole text) and how many documents split_documents found in it."""
     report = Report()
-    for name, index, start, chunk in units:
-        _validate_document(report, parse_document(name, index, start, chunk), target)
-    return report
+    lines_before = text.count("\n", 0, begin) if begin else 0
+    piece = text if begin == 0 and end == len(text) else text[begin:end]
+    count = 0
+    for index, (start, chunk) in enumerate(split_documents(piece)):
+        doc = parse_document(name, index, start + lines_before, chunk)
+        _validate_document(report, doc, target)
+        count += 1
+    return report, count
 
 
 def validate_paths(

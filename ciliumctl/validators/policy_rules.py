@@ -44,6 +44,20 @@ EGRESS_L3 = (
     "toGroups",
     "toNodes",
 )
+#: ingress? -> (direction word, its L3 members, its peer selector lists), spelled once.
+_DIRECTION_NAMES = {
+    ingress: (
+        word,
+        INGRESS_L3 if ingress else EGRESS_L3,
+        tuple(word + n for n in ("Endpoints", "Requires", "Nodes")),
+    )
+    for ingress, word in ((True, "from"), (False, "to"))
+}
+#: ingress? -> its entities, CIDR and CIDR set field names.
+_DIRECTION_LISTS = {
+    ingress: (word + "Entities", word + "CIDR", word + "CIDRSet")
+    for ingress, word in ((True, "from"), (False, "to"))
+}
 L7_KINDS = ("http", "kafka", "dns", "l7proto")
 RESERVED_INIT = "reserved:init"
 _DNS_LABEL_MAX = 63
@@ -172,27 +186,31 @@ def check_direction_rule(
 ) -> Iterator[Problem]:
     """Problems of one ingress / ingressDeny / egress / egressDeny entry."""
     scope = "cluster" if clusterwide else "namespace"
-    direction = "from" if ingress else "to"
-    members = INGRESS_L3 if ingress else EGRESS_L3
-    present = [m for m in members if _list(item.get(m))]
-    if len(present) > 1:
-        yield Problem(
-            path,
-            E,
-            "l3-combination",
-            f"{' and '.join(present)} cannot be combined in one rule; the agent rejects it",
-            "split them into separate rules in the same list",
-        )
-    if _list(item.get("icmps")) and _list(item.get("toPorts")):
-        yield Problem(
-            (*path, "icmps"),
-            E,
-            "icmp-with-ports",
-            "icmps and toPorts cannot be in the same rule",
-            "move icmps into a separate rule",
-        )
-    for name in (f"{direction}Endpoints", f"{direction}Requires", f"{direction}Nodes"):
-        for index, sel in enumerate(_list(item.get(name))):
+    direction, members, peers = _DIRECTION_NAMES[ingress]
+    get = item.get
+    if len(item) > 1:  # one key cannot combine anything
+        present = [m for m in members if _list(get(m))]
+        if len(present) > 1:
+            yield Problem(
+                path,
+                E,
+                "l3-combination",
+                f"{' and '.join(present)} cannot be combined in one rule; the agent rejects it",
+                "split them into separate rules in the same list",
+            )
+        if _list(get("icmps")) and _list(get("toPorts")):
+            yield Problem(
+                (*path, "icmps"),
+                E,
+                "icmp-with-ports",
+                "icmps and toPorts cannot be in the same rule",
+                "move icmps into a separate rule",
+            )
+    for name in peers:
+        sels = get(name)
+        if not isinstance(sels, list):
+            continue
+        for index, sel in enumerate(sels):
             where = (*path, name, index)
             yield from selectors.check(sel, where)
             if selectors.is_empty(sel) and name.endswith("Endpoints"):
@@ -205,7 +223,7 @@ def check_direction_rule(
                     f"{direction} all of them",
                     "add matchLabels to narrow the peer selector",
                 )
-        if name.endswith("Requires") and _list(item.get(name)):
+        if name.endswith("Requires") and sels:
             yield Problem(
                 (*path, name),
                 W,
@@ -213,30 +231,30 @@ def check_direction_rule(
                 f"{name} is deprecated and will be removed in a future Cilium release",
                 "express the requirement in the endpoint selectors of each rule",
             )
-    for index, entity in enumerate(_list(item.get(f"{direction}Entities"))):
+    entities_name, cidr_name, cidr_set_name = _DIRECTION_LISTS[ingress]
+    for index, entity in enumerate(_list(get(entities_name))):
         if entity == "all":
             verb = "denies" if deny else "allows"
             yield Problem(
-                (*path, f"{direction}Entities", index),
+                (*path, entities_name, index),
                 W,
                 "select-all",
                 f"entity 'all' {verb} traffic {direction} every peer, inside and outside the "
                 "cluster",
                 "name narrower entities (cluster, world, host, ...) if that is not intended",
             )
-    for name in (f"{direction}CIDR",):
-        for index, cidr in enumerate(_list(item.get(name))):
-            yield from check_cidr(cidr, (*path, name, index))
-    for index, cidr_rule in enumerate(_list(item.get(f"{direction}CIDRSet"))):
-        yield from check_cidr_rule(cidr_rule, (*path, f"{direction}CIDRSet", index))
-    for index, svc in enumerate(_list(item.get("toServices"))):
+    for index, cidr in enumerate(_list(get(cidr_name))):
+        yield from check_cidr(cidr, (*path, cidr_name, index))
+    for index, cidr_rule in enumerate(_list(get(cidr_set_name))):
+        yield from check_cidr_rule(cidr_rule, (*path, cidr_set_name, index))
+    for index, svc in enumerate(_list(get("toServices"))):
         sel = _dict(_dict(svc).get("k8sServiceSelector")).get("selector")
         yield from selectors.check(
             sel, (*path, "toServices", index, "k8sServiceSelector", "selector")
         )
-    for index, fqdn in enumerate(_list(item.get("toFQDNs"))):
+    for index, fqdn in enumerate(_list(get("toFQDNs"))):
         yield from check_fqdn(fqdn, (*path, "toFQDNs", index))
-    for index, port_rule in enumerate(_list(item.get("toPorts"))):
+    for index, port_rule in enumerate(_list(get("toPorts"))):
         if isinstance(port_rule, dict):
             yield from check_port_rule(
                 port_rule, (*path, "toPorts", index), ingress, deny, host_policy
@@ -382,18 +400,18 @@ def check_port_rule(
     rule: dict[str, Any], path: Path, ingress: bool, deny: bool, host_policy: bool
 ) -> Iterator[Problem]:
     """A toPorts entry: ports, ranges, TLS, listener and the L7 rules it carries."""
-    ports = [p for p in _list(rule.get("ports")) if isinstance(p, dict)]
-    if len(_list(rule.get("ports"))) > pm.MAX_PORTS:
+    raw_ports = _list(rule.get("ports"))
+    ports = [p for p in raw_ports if isinstance(p, dict)]
+    if len(raw_ports) > pm.MAX_PORTS:
         yield Problem(
             (*path, "ports"),
             E,
             "too-many-ports",
-            f"{len(_list(rule.get('ports')))} ports in one rule; the agent accepts at most "
-            f"{pm.MAX_PORTS}",
+            f"{len(raw_ports)} ports in one rule; the agent accepts at most {pm.MAX_PORTS}",
             "use a port range (endPort) or split the ports over several toPorts entries",
         )
-    for index, port in enumerate(_list(rule.get("ports"))):
-        if isinstance(port, dict):
+    for index, port in enumerate(raw_ports):
+        if isinstance(port, dict) and "endPort" in port:  # check_port needs an endPort
             yield from check_port(port, (*path, "ports", index))
     if deny:
         return

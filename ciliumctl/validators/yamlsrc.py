@@ -217,6 +217,9 @@ def _parse_into(doc: Document, chunk: str, start: int) -> None:
         and _SLOW_CHARS.search(chunk) is None
         and _SLOW_SYNTAX.search(chunk) is None
         and ("?" not in chunk or _FLOW.search(chunk) is None)
+        # A last line "---..." without a line break: libyaml marks the empty document's
+        # null a line further than PyYAML (split_documents never yields one; callers may).
+        and not chunk[chunk.rfind("\n") + 1 :].startswith("---")
     )
     if fast and _parse_rs(doc, chunk, start):
         return
@@ -272,40 +275,38 @@ class _RsCheck:
         self.typed_first = _typed_first()
 
     def same(self, value: Any, depth: int) -> bool:
+        """True when ``value`` (a dict or list from yaml_rs) reads the same in PyYAML."""
         if depth > MAX_DEPTH // 2:
             return False
-        cls = value.__class__
-        if cls is dict:
-            for key, item in value.items():
-                if key.__class__ is not str or not self.same_str(key):
+        typed_first, same_str = self.typed_first, self.same_str
+        if value.__class__ is dict:
+            for key in value:
+                if key.__class__ is not str or (key[:1] in typed_first and not same_str(key)):
                     return False
-                if item.__class__ is str:
-                    if not self.same_str(item):
-                        return False
-                elif not self.same(item, depth + 1):
+            value = value.values()
+        for item in value:
+            cls = item.__class__
+            if cls is str:
+                if item[:1] in typed_first and not same_str(item):
                     return False
-            return True
-        if cls is list:
-            for item in value:
-                if item.__class__ is str:
-                    if not self.same_str(item):
-                        return False
-                elif not self.same(item, depth + 1):
+            elif cls is dict or cls is list:
+                if not self.same(item, depth + 1):
                     return False
-            return True
-        if cls is str:
-            return self.same_str(value)
-        if cls is bool or value is None:
-            return True  # null/~/empty and true/false in any case: 1.1 reads these alike
-        if cls is int:
-            if self.ints_ok is None:
-                self.ints_ok = _RS_RISKY_INT.search(self.chunk) is None
-            return self.ints_ok
-        return False  # floats (1e3 is a string in 1.1), anything else
+            elif not (cls is bool or item is None or (cls is int and self.same_ints())):
+                return False  # floats (1e3 is a string in 1.1), anything else
+        return True
 
-    def same_str(self, text: str) -> bool:
-        if text and text[0] not in self.typed_first:
-            return True  # no implicit resolver of PyYAML's starts with this character
+    def same_ints(self) -> bool:
+        """True when every integer yaml_rs read has the value PyYAML gives it: the text
+        has no integer spelling the two read differently."""
+        if self.ints_ok is None:
+            self.ints_ok = _RS_RISKY_INT.search(self.chunk) is None
+        return self.ints_ok
+
+    @staticmethod
+    def same_str(text: str) -> bool:
+        """True when PyYAML reads ``text`` as this string whether it was plain or quoted
+        (callers skip texts whose first character no implicit resolver starts with)."""
         known = _PLAIN_STR.get(text)
         if known is None:
             known = _plain_tag(text) == _STR_TAG or _RS_TYPED_IF_PLAIN.fullmatch(text) is not None
