@@ -381,7 +381,7 @@ def test_chart_accepts_unmodelled_keys_at_upstreams_default(helm: str, tmp_path:
 @pytest.mark.parametrize(
     ("values", "key"),
     [
-        ({"waitForKubeProxy": True}, "waitForKubeProxy"),
+        ({"keepDeprecatedLabels": True}, "keepDeprecatedLabels"),
         ({"preflight": {"tofqdnsPreCache": "/tmp/fqdn"}}, "preflight.tofqdnsPreCache"),
         ({"etcd": {"enabled": False, "endpoints": ["https://etcd:2379"]}}, "etcd"),
         (
@@ -402,9 +402,9 @@ def test_chart_refuses_unmodelled_keys_off_upstreams_default(
 
 def test_chart_1_17_line_refuses_even_upstream_1_18_defaults(helm: str, tmp_path: Path) -> None:
     """The recorded defaults are 1.18's: on the 1.17 line nothing unmodelled is accepted."""
-    with pytest.raises(RenderError, match=r"would be ignored: waitForKubeProxy \("):
-        render(helm, {"ciliumVersion": "1.17.11", "waitForKubeProxy": False}, tmp_path)
-    assert find(render(helm, {"waitForKubeProxy": False}, tmp_path), "DaemonSet", "cilium")
+    with pytest.raises(RenderError, match=r"would be ignored: keepDeprecatedLabels \("):
+        render(helm, {"ciliumVersion": "1.17.11", "keepDeprecatedLabels": False}, tmp_path)
+    assert find(render(helm, {"keepDeprecatedLabels": False}, tmp_path), "DaemonSet", "cilium")
 
 
 def _errors(values: Obj, target: str = "1.18.5") -> list[str]:
@@ -427,13 +427,13 @@ def test_values_check_accepts_upstream_defaults_and_names_other_values() -> None
     assert _errors({"ipam": {"operator": {"autoCreateCiliumPodIPPools": {}}}}) == []
     assert _errors({"certgen": {"annotations": {}}}) == []  # an empty map sets nothing
     assert _errors({"authentication": {"mutual": {"port": 4250.0}}}) == []  # a number is a number
-    assert _errors({"waitForKubeProxy": True}) == ["waitForKubeProxy"]
+    assert _errors({"keepDeprecatedLabels": True}) == ["keepDeprecatedLabels"]
     assert _errors({"keepDeprecatedProbes": True}) == ["keepDeprecatedProbes"]  # true over false
     assert _errors({"keepDeprecatedLabels": 0}) == ["keepDeprecatedLabels"]  # 0 is not false
     assert _errors({"hubble": {"ui": {"standalone": {"tls": {"certsVolume": {"a": 1}}}}}}) == [
         "hubble.ui.standalone"
     ]
-    assert _errors({"waitForKubeProxy": False}, target="1.17.11") == ["waitForKubeProxy"]
+    assert _errors({"keepDeprecatedLabels": False}, target="1.17.11") == ["keepDeprecatedLabels"]
 
 
 def _cilium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -448,11 +448,11 @@ def _cilium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_values_check_default_accepted_other_value_refused(tmp_path: Path) -> None:
-    ok = _cilium(tmp_path, "validate", "values", "--set", "waitForKubeProxy=false")
+    ok = _cilium(tmp_path, "validate", "values", "--set", "keepDeprecatedLabels=false")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    bad = _cilium(tmp_path, "install", "--dry-run", "--set", "waitForKubeProxy=true")
+    bad = _cilium(tmp_path, "install", "--dry-run", "--set", "keepDeprecatedLabels=true")
     assert bad.returncode == 1
-    assert "waitForKubeProxy: waitForKubeProxy is an upstream chart key" in bad.stderr
+    assert "keepDeprecatedLabels: keepDeprecatedLabels is an upstream chart key" in bad.stderr
 
 
 TSC_WORKLOADS = [
@@ -1144,3 +1144,192 @@ def test_hubble_relay_metrics_service_and_service_monitor(helm: str, tmp_path: P
         for o in render(helm, HUBBLE_UI, tmp_path)
         if o["metadata"]["name"] == "hubble-relay-metrics"
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# Agent and operator pod options
+
+
+def _agent_pod(objs: list[Obj]) -> Obj:
+    spec: Obj = find(objs, "DaemonSet", "cilium")["spec"]["template"]["spec"]
+    return spec
+
+
+def _operator_pod(objs: list[Obj]) -> Obj:
+    spec: Obj = find(objs, "Deployment", "cilium-operator")["spec"]["template"]["spec"]
+    return spec
+
+
+def test_kube_config_path(helm: str, tmp_path: Path) -> None:
+    assert "kubeConfigPath" not in unmodelled_keys(CHART)
+    path = "/etc/kubernetes/cilium.kubeconfig"
+    objs = render(helm, {"kubeConfigPath": path}, tmp_path)
+    assert find(objs, "ConfigMap", "cilium-config")["data"]["k8s-kubeconfig-path"] == path
+    volume = {"name": "kube-config", "hostPath": {"path": path, "type": "FileOrCreate"}}
+    mount = {"name": "kube-config", "mountPath": path, "readOnly": True}
+    agent = _agent_pod(objs)
+    assert volume in agent["volumes"]
+    assert mount in container(agent, "cilium-agent")["volumeMounts"]
+    config = container(agent, "config", init=True)
+    assert f"--k8s-kubeconfig-path={path}" in config["command"]
+    assert mount in config["volumeMounts"]
+    operator = _operator_pod(objs)
+    assert volume in operator["volumes"]
+    assert mount in container(operator, "cilium-operator")["volumeMounts"]
+    # Upstream's default (empty): the service account, nothing mounted, no config key.
+    plain = render(helm, {"kubeConfigPath": ""}, tmp_path)
+    assert "k8s-kubeconfig-path" not in find(plain, "ConfigMap", "cilium-config")["data"]
+    for pod in (_agent_pod(plain), _operator_pod(plain)):
+        assert all(v["name"] != "kube-config" for v in pod["volumes"])
+
+
+def test_operator_extra_host_path_mounts(helm: str, tmp_path: Path) -> None:
+    assert "operator.extraHostPathMounts" not in unmodelled_keys(CHART)
+    entry = {
+        "name": "aws-creds",
+        "mountPath": "/var/lib/aws",
+        "hostPath": "/etc/aws",
+        "hostPathType": "Directory",
+        "readOnly": True,
+        "mountPropagation": "HostToContainer",
+    }
+    operator = _operator_pod(render(helm, {"operator": {"extraHostPathMounts": [entry]}}, tmp_path))
+    assert {"name": "aws-creds", "hostPath": {"path": "/etc/aws", "type": "Directory"}} in operator[
+        "volumes"
+    ]
+    assert {
+        "name": "aws-creds",
+        "mountPath": "/var/lib/aws",
+        "readOnly": True,
+        "mountPropagation": "HostToContainer",
+    } in container(operator, "cilium-operator")["volumeMounts"]
+    # Without a type or readOnly: no type, writable (as upstream's).
+    bare = {"name": "h", "mountPath": "/h", "hostPath": "/var/h"}
+    operator = _operator_pod(render(helm, {"operator": {"extraHostPathMounts": [bare]}}, tmp_path))
+    assert {"name": "h", "hostPath": {"path": "/var/h"}} in operator["volumes"]
+    assert {"name": "h", "mountPath": "/h", "readOnly": False} in container(
+        operator, "cilium-operator"
+    )["volumeMounts"]
+    # The agent's own extraHostPathMounts render as before.
+    agent = _agent_pod(render(helm, {"extraHostPathMounts": [entry]}, tmp_path))
+    assert {"name": "aws-creds", "hostPath": {"path": "/etc/aws", "type": "Directory"}} in agent[
+        "volumes"
+    ]
+
+
+def test_cgroup_auto_mount_resources(helm: str, tmp_path: Path) -> None:
+    assert "cgroup.autoMount.resources" not in unmodelled_keys(CHART)
+    res = {"requests": {"cpu": "10m", "memory": "8Mi"}}
+    agent = _agent_pod(
+        render(helm, {"cgroup": {"autoMount": {"resources": res}}, "initResources": {}}, tmp_path)
+    )
+    assert container(agent, "mount-cgroup", init=True)["resources"] == res
+    # Upstream sizes mount-cgroup with these only; initResources size the other init containers.
+    agent = _agent_pod(render(helm, {"initResources": {"limits": {"cpu": "1"}}}, tmp_path))
+    assert "resources" not in container(agent, "mount-cgroup", init=True)
+    assert container(agent, "clean-cilium-state", init=True)["resources"] == {
+        "limits": {"cpu": "1"}
+    }
+
+
+def test_sleep_after_init(helm: str, tmp_path: Path) -> None:
+    assert "sleepAfterInit" not in unmodelled_keys(CHART)
+    agent = container(_agent_pod(render(helm, {"sleepAfterInit": True}, tmp_path)), "cilium-agent")
+    assert agent["command"][0] == "/bin/bash" and "sleep" in agent["args"][0]
+    assert "cilium-agent" not in " ".join(agent["command"] + agent["args"])
+    assert agent["livenessProbe"] == agent["readinessProbe"] == {"exec": {"command": ["true"]}}
+    assert "startupProbe" not in agent
+    plain = container(_agent_pod(render(helm, {"sleepAfterInit": False}, tmp_path)), "cilium-agent")
+    assert plain["command"] == ["cilium-agent"] and "startupProbe" in plain
+
+
+def test_wait_for_kube_proxy(helm: str, tmp_path: Path) -> None:
+    assert "waitForKubeProxy" not in unmodelled_keys(CHART)
+
+    def inits(values: Obj) -> list[str]:
+        return [c["name"] for c in _agent_pod(render(helm, values, tmp_path))["initContainers"]]
+
+    names = inits({"waitForKubeProxy": True})
+    # After the state clean-up, before the CNI plugin is installed (the node stays not-ready).
+    assert names.index("clean-cilium-state") < names.index("wait-for-kube-proxy")
+    assert names.index("wait-for-kube-proxy") < names.index("install-cni-binaries")
+    wait = container(
+        _agent_pod(render(helm, {"waitForKubeProxy": True}, tmp_path)),
+        "wait-for-kube-proxy",
+        init=True,
+    )
+    script = wait["command"][-1]
+    assert "KUBE-PROXY-CANARY" in script and "iptables-nft-save" in script
+    assert wait["securityContext"] == {"privileged": True}
+    # With kube-proxy replacement there is no kube-proxy to wait for.
+    kpr = {
+        "waitForKubeProxy": True,
+        "kubeProxyReplacement": "true",
+        "k8sServiceHost": "10.0.0.1",
+        "k8sServicePort": 6443,
+    }
+    assert "wait-for-kube-proxy" not in inits(kpr)
+    assert "wait-for-kube-proxy" not in inits({"waitForKubeProxy": False})
+
+
+def test_monitor_sidecar(helm: str, tmp_path: Path) -> None:
+    assert "monitor" not in unmodelled_keys(CHART)
+    values = {"monitor": {"enabled": True, "eventTypes": ["drop", "trace"]}}
+    agent = _agent_pod(render(helm, values, tmp_path))
+    monitor = container(agent, "cilium-monitor")
+    assert monitor["image"] == container(agent, "cilium-agent")["image"]
+    assert monitor["args"][-1].endswith("cilium-dbg monitor --type=drop --type=trace")
+    assert "/var/run/cilium/monitor1_2.sock" in monitor["args"][-1]
+    assert {"name": "cilium-run", "mountPath": "/var/run/cilium"} in monitor["volumeMounts"]
+    plain = _agent_pod(render(helm, {"monitor": {"enabled": False}}, tmp_path))
+    assert [c["name"] for c in plain["containers"]] == ["cilium-agent"]
+
+
+def test_resource_quotas(helm: str, tmp_path: Path) -> None:
+    assert "resourceQuotas" not in unmodelled_keys(CHART)
+    objs = render(helm, {"resourceQuotas": {"enabled": True}}, tmp_path)
+    agent = find(objs, "ResourceQuota", "cilium-resource-quota")["spec"]
+    operator = find(objs, "ResourceQuota", "cilium-operator-resource-quota")["spec"]
+    # Upstream's defaults, scoped to the priority classes the agent and operator run with.
+    assert agent["hard"] == {"pods": "10k"} and operator["hard"] == {"pods": "15"}
+    assert agent["scopeSelector"]["matchExpressions"] == [
+        {"operator": "In", "scopeName": "PriorityClass", "values": ["system-node-critical"]}
+    ]
+    assert operator["scopeSelector"]["matchExpressions"][0]["values"] == ["system-cluster-critical"]
+    assert (
+        _agent_pod(objs)["priorityClassName"],
+        _operator_pod(objs)["priorityClassName"],
+    ) == ("system-node-critical", "system-cluster-critical")
+    custom = {"enabled": True, "cilium": {"hard": {"pods": "500"}}}
+    objs = render(helm, {"resourceQuotas": custom, "operator": {"enabled": False}}, tmp_path)
+    quotas = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ResourceQuota"}
+    assert set(quotas) == {"cilium-resource-quota"}
+    assert quotas["cilium-resource-quota"]["spec"]["hard"] == {"pods": "500"}
+    off = render(helm, {"resourceQuotas": {"enabled": False}}, tmp_path)
+    assert not [o for o in off if o["kind"] == "ResourceQuota"]
+
+
+def test_ip_masq_agent(helm: str, tmp_path: Path) -> None:
+    assert "ipMasqAgent" not in unmodelled_keys(CHART)
+    config = {"nonMasqueradeCIDRs": ["10.0.0.0/8", "192.168.0.0/16"], "masqLinkLocal": False}
+    values = {"ipMasqAgent": {"enabled": True, "config": config}, "bpf": {"masquerade": True}}
+    objs = render(helm, values, tmp_path)
+    assert find(objs, "ConfigMap", "cilium-config")["data"]["enable-ip-masq-agent"] == "true"
+    cm = find(objs, "ConfigMap", "ip-masq-agent")
+    assert json.loads(cm["data"]["config"]) == config
+    agent = _agent_pod(objs)
+    volume = next(v for v in agent["volumes"] if v["name"] == "ip-masq-agent")
+    assert volume["configMap"]["name"] == "ip-masq-agent"
+    (item,) = volume["configMap"]["items"]
+    mount = next(
+        m for m in container(agent, "cilium-agent")["volumeMounts"] if m["name"] == "ip-masq-agent"
+    )
+    # The agent reads /etc/config/ip-masq-agent: the ConfigMap's "config" key.
+    assert (mount["mountPath"], item) == ("/etc/config", {"key": "config", "path": "ip-masq-agent"})
+    # Enabled without a config: the agent's defaults, no ConfigMap (the volume is optional).
+    objs = render(helm, {"ipMasqAgent": {"enabled": True}, "bpf": {"masquerade": True}}, tmp_path)
+    assert not [o for o in objs if o["metadata"]["name"] == "ip-masq-agent"]
+    assert volume["configMap"]["optional"] is True
+    # Upstream's default renders upstream's default cilium-config.
+    data = config_of(helm, {"ipMasqAgent": {"enabled": False}}, tmp_path)
+    assert {k: v for k, v in data.items() if k != "cluster-name"} == UPSTREAM_DEFAULT_CONFIG

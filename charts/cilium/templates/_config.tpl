@@ -411,6 +411,8 @@ includes this template's checksum, so keep every input of cilium-config in here.
 
 {{- /* Kubernetes client */ -}}
 {{- with $v.k8sClientRateLimit.qps -}}{{- $_ := set $d "k8s-client-qps" (toString .) -}}{{- end -}}
+{{- with $v.kubeConfigPath -}}{{- $_ := set $d "k8s-kubeconfig-path" (toString .) -}}{{- end -}}
+{{- if and $v.ipMasqAgent $v.ipMasqAgent.enabled -}}{{- $_ := set $d "enable-ip-masq-agent" "true" -}}{{- end -}}
 {{- with $v.k8sClientRateLimit.burst -}}{{- $_ := set $d "k8s-client-burst" (toString .) -}}{{- end -}}
 {{- with $v.k8sClientRateLimit.operator.qps -}}{{- $_ := set $d "operator-k8s-client-qps" (toString .) -}}{{- end -}}
 {{- with $v.k8sClientRateLimit.operator.burst -}}{{- $_ := set $d "operator-k8s-client-burst" (toString .) -}}{{- end -}}

@@ -381,3 +381,29 @@ annotations:
   {{- toYaml . | nindent 2 }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Container volumeMounts (list items) of extraHostPathMounts entries ({name, mountPath,
+hostPath, hostPathType, readOnly, mountPropagation}); hostPathVolumes gives their volumes.
+*/}}
+{{- define "cilium.hostPathMounts" -}}
+{{- range . }}
+- name: {{ .name }}
+  mountPath: {{ .mountPath }}
+  readOnly: {{ .readOnly | default false }}
+  {{- with .mountPropagation }}
+  mountPropagation: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "cilium.hostPathVolumes" -}}
+{{- range . }}
+- name: {{ .name }}
+  hostPath:
+    path: {{ .hostPath }}
+    {{- with .hostPathType }}
+    type: {{ . }}
+    {{- end }}
+{{- end }}
+{{- end -}}
