@@ -1333,3 +1333,78 @@ def test_ip_masq_agent(helm: str, tmp_path: Path) -> None:
     # Upstream's default renders upstream's default cilium-config.
     data = config_of(helm, {"ipMasqAgent": {"enabled": False}}, tmp_path)
     assert {k: v for k, v in data.items() if k != "cluster-name"} == UPSTREAM_DEFAULT_CONFIG
+
+
+# ---------------------------------------------------------------------------------------
+# CA bundle
+
+TLS_EVERYWHERE = merged(
+    CLUSTERMESH,
+    {
+        "hubble": {
+            "relay": {"enabled": True, "tls": {"server": {"enabled": True}}},
+            "ui": {"enabled": True},
+            "metrics": {
+                "enabled": ["dns"],
+                "tls": {"enabled": True, "server": {"mtls": {"enabled": True}}},
+            },
+        }
+    },
+)
+
+#: (workload, volume, path of the CA certificate in it)
+CA_FILES = [
+    ("cilium", "hubble-tls", "client-ca.crt"),
+    ("cilium", "hubble-metrics-tls", "client-ca.crt"),
+    ("clustermesh-apiserver", "etcd-server-secrets", "ca.crt"),
+    ("clustermesh-apiserver", "etcd-admin-client", "ca.crt"),
+    ("clustermesh-apiserver", "kvstoremesh-secrets", "local-etcd-client-ca.crt"),
+    ("hubble-relay", "tls", "hubble-server-ca.crt"),
+    ("hubble-ui", "hubble-ui-client-certs", "hubble-relay-ca.crt"),
+]
+
+
+def _ca_sources(objs: list[Obj]) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+    """(workload, volume) -> the (kind, name, key) every CA_FILES path is projected from."""
+    out: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for workload, volume, path in CA_FILES:
+        obj = next(
+            o
+            for o in objs
+            if o["kind"] in ("DaemonSet", "Deployment") and o["metadata"]["name"] == workload
+        )
+        vol = next(v for v in obj["spec"]["template"]["spec"]["volumes"] if v["name"] == volume)
+        out[(workload, volume)] = [
+            (kind, source[kind]["name"], item["key"])
+            for source in vol["projected"]["sources"]
+            for kind in source
+            for item in source[kind].get("items", [])
+            if item["path"] == path
+        ]
+    return out
+
+
+def test_tls_ca_bundle(helm: str, tmp_path: Path) -> None:
+    assert "tls.caBundle" not in unmodelled_keys(CHART)
+    # Default: each CA comes from the ca.crt of the certificate's own Secret.
+    for where, sources in _ca_sources(render(helm, TLS_EVERYWHERE, tmp_path)).items():
+        assert len(sources) == 1 and sources[0][0] == "secret" and sources[0][2] == "ca.crt", where
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    bundle = {"tls": {"caBundle": {"enabled": True, "content": pem}}}
+    objs = render(helm, merged(TLS_EVERYWHERE, bundle), tmp_path)
+    for where, sources in _ca_sources(objs).items():
+        assert sources == [("configMap", "cilium-root-ca.crt", "ca.crt")], where
+    cm = find(objs, "ConfigMap", "cilium-root-ca.crt")
+    assert cm["data"] == {"ca.crt": pem}
+    # A bundle kept in a Secret of the user's, under another key: referenced, not created.
+    secret = {"enabled": True, "useSecret": True, "name": "corp-ca", "key": "bundle.pem"}
+    objs = render(helm, merged(TLS_EVERYWHERE, {"tls": {"caBundle": secret}}), tmp_path)
+    for where, sources in _ca_sources(objs).items():
+        assert sources == [("secret", "corp-ca", "bundle.pem")], where
+    assert not [o for o in objs if o["metadata"]["name"] in ("corp-ca", "cilium-root-ca.crt")]
+    with pytest.raises(RenderError, match="useSecret"):
+        render(
+            helm,
+            merged(TLS_EVERYWHERE, {"tls": {"caBundle": {**secret, "content": pem}}}),
+            tmp_path,
+        )

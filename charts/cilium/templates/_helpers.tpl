@@ -407,3 +407,24 @@ hostPath, hostPathType, readOnly, mountPropagation}); hostPathVolumes gives thei
     {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/*
+With tls.caBundle.enabled, the projected-volume source (list item) that puts the bundle's
+CA certificates at <path> instead of the ca.crt of the component's certificate Secret: a
+ConfigMap (or, with useSecret, a Secret) named tls.caBundle.name, key tls.caBundle.key.
+Arguments: (list $ <path> <optional>). Nothing without a CA bundle.
+*/}}
+{{- define "cilium.caBundleSource" -}}
+{{- $ctx := index . 0 -}}
+{{- $bundle := $ctx.Values.tls.caBundle -}}
+{{- if $bundle.enabled }}
+- {{ $bundle.useSecret | ternary "secret" "configMap" }}:
+    name: {{ $bundle.name }}
+    {{- if index . 2 }}
+    optional: true
+    {{- end }}
+    items:
+    - key: {{ $bundle.key }}
+      path: {{ index . 1 }}
+{{- end }}
+{{- end -}}
