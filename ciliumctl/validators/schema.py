@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from ciliumctl.validators.findings import Path
+
+_MISSING: Any = object()
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,12 @@ class Node:
         """True exactly when :meth:`validate` finds nothing: the cheap test run first, so
         that only values with a violation pay for the issues, paths and messages."""
         return next(iter(self.validate(value, ())), None) is None
+
+    @cached_property
+    def checker(self) -> Callable[[Any], bool]:
+        """:meth:`ok` as one function, with this node's settings (and its children's
+        checkers) bound in once: what a parent node calls for each value."""
+        return self.ok
 
     @cached_property
     def any_string(self) -> bool:
@@ -130,17 +138,25 @@ class Str(Node):
         return out
 
     def ok(self, value: Any) -> bool:
-        if not isinstance(value, str):
-            return False
-        if self.any_string:
-            return True
-        if self.enum and value not in self.enum:
-            return False
-        if self.min_length is not None and len(value) < self.min_length:
-            return False
-        if self.max_length is not None and len(value) > self.max_length:
-            return False
-        return self._compiled is None or self._compiled.search(value) is not None
+        return self.checker(value)
+
+    @cached_property
+    def checker(self) -> Callable[[Any], bool]:
+        enum, low, high = self.enum, self.min_length, self.max_length
+        search = self._compiled.search if self._compiled is not None else None
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, str):
+                return False
+            if enum and value not in enum:
+                return False
+            if low is not None and len(value) < low:
+                return False
+            if high is not None and len(value) > high:
+                return False
+            return search is None or search(value) is not None
+
+        return check
 
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if not isinstance(value, str):
@@ -298,16 +314,32 @@ class Arr(Node):
         return out
 
     def ok(self, value: Any) -> bool:
-        if not isinstance(value, list):
-            return False
-        if self.max_items is not None and len(value) > self.max_items:
-            return False
-        if self.min_items is not None and len(value) < self.min_items:
-            return False
-        items = self.items
-        if items.any_string:
-            return all(item.__class__ is str or items.ok(item) for item in value)
-        return all(items.ok(item) for item in value)
+        return self.checker(value)
+
+    @cached_property
+    def checker(self) -> Callable[[Any], bool]:
+        most, least = self.max_items, self.min_items
+        # None: every string and nothing else is valid (an unconstrained Str).
+        item_ok = None if self.items.any_string else self.items.checker
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, list):
+                return False
+            if most is not None and len(value) > most:
+                return False
+            if least is not None and len(value) < least:
+                return False
+            if item_ok is None:
+                for item in value:
+                    if not isinstance(item, str):
+                        return False
+            else:
+                for item in value:
+                    if not item_ok(item):
+                        return False
+            return True
+
+        return check
 
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if not isinstance(value, list):
@@ -372,27 +404,47 @@ class Obj(Node):
         return out
 
     def ok(self, value: Any) -> bool:
-        if not isinstance(value, dict):
-            return False
+        return self.checker(value)
+
+    @cached_property
+    def checker(self) -> Callable[[Any], bool]:
         if self.preserve:
+            return lambda value: isinstance(value, dict)
+        required, one_of = self.required, self.one_of
+        # Per known key: its checker, or None for an unconstrained string. A key that is
+        # neither a field nor allowed by ``values`` (unknown or forbidden) is a violation.
+        fields: dict[str, Callable[[Any], bool] | None] = {
+            name: None if node.any_string else node.checker for name, node in self.fields.items()
+        }
+        others = self.values
+        other_ok = None if others is None or others.any_string else others.checker
+        missing = _MISSING
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return False
+            for name in required:
+                if name not in value:
+                    return False
+            if one_of and sum(1 for name in one_of if name in value) != 1:
+                return False
+            get = fields.get
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return False
+                item_ok = get(key, missing)
+                if item_ok is missing:
+                    if others is None:
+                        return False
+                    item_ok = other_ok
+                if item_ok is None:
+                    if not isinstance(item, str):
+                        return False
+                elif not item_ok(item):
+                    return False
             return True
-        for name in self.required:
-            if name not in value:
-                return False
-        if self.one_of and sum(1 for name in self.one_of if name in value) != 1:
-            return False
-        fields, values = self.fields, self.values
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return False
-            node = fields.get(key)
-            if node is None:
-                node = values
-                if node is None:
-                    return False  # an unknown or forbidden field
-            if (item.__class__ is not str or not node.any_string) and not node.ok(item):
-                return False
-        return True
+
+        return check
 
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if not isinstance(value, dict):
