@@ -11,6 +11,7 @@ key named, by the chart and by the cilium CLI's values check alike.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -1408,3 +1409,61 @@ def test_tls_ca_bundle(helm: str, tmp_path: Path) -> None:
             merged(TLS_EVERYWHERE, {"tls": {"caBundle": {**secret, "content": pem}}}),
             tmp_path,
         )
+
+
+# ---------------------------------------------------------------------------------------
+# Hubble metrics TLS
+
+METRICS_TLS = {"hubble": {"metrics": {"enabled": ["dns"], "tls": {"enabled": True}}}}
+
+
+def _san(secret: Obj) -> list[str]:
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(n.value) for n in ext]
+
+
+def test_hubble_metrics_certificate_extra_names(helm: str, tmp_path: Path) -> None:
+    for key in ("extraDnsNames", "extraIpAddresses"):
+        assert f"hubble.metrics.tls.server.{key}" not in unmodelled_keys(CHART)
+    server = {"extraDnsNames": ["metrics.example.com"], "extraIpAddresses": ["192.0.2.7"]}
+    values = merged(METRICS_TLS, {"hubble": {"metrics": {"tls": {"server": server}}}})
+    secret = find(render(helm, values, tmp_path), "Secret", "hubble-metrics-server-certs")
+    names = _san(secret)
+    assert "*.default.hubble-metrics.cilium.io" in names
+    assert "metrics.example.com" in names and "192.0.2.7" in names
+    plain = find(render(helm, METRICS_TLS, tmp_path), "Secret", "hubble-metrics-server-certs")
+    assert _san(plain) == ["*.default.hubble-metrics.cilium.io"]
+
+
+def test_hubble_metrics_mtls_client_ca(helm: str, tmp_path: Path) -> None:
+    for key in ("useSecret", "name", "key"):
+        assert f"hubble.metrics.tls.server.mtls.{key}" not in unmodelled_keys(CHART)
+
+    def client_ca(mtls: Obj) -> list[tuple[str, str, str, Any]]:
+        values = merged(METRICS_TLS, {"hubble": {"metrics": {"tls": {"server": {"mtls": mtls}}}}})
+        agent = _agent_pod(render(helm, values, tmp_path))
+        vol = next(v for v in agent["volumes"] if v["name"] == "hubble-metrics-tls")
+        return [
+            (kind, src[kind]["name"], item["key"], src[kind].get("optional"))
+            for src in vol["projected"]["sources"]
+            for kind in src
+            for item in src[kind].get("items", [])
+            if item["path"] == "client-ca.crt"
+        ]
+
+    # Upstream's default: the Hubble CA (ca.crt of the metrics server's Secret).
+    assert client_ca({"enabled": True}) == [
+        ("secret", "hubble-metrics-server-certs", "ca.crt", True)
+    ]
+    # A CA of the user's, which must exist (optional: false), from a ConfigMap or a Secret.
+    assert client_ca({"enabled": True, "name": "clients-ca"}) == [
+        ("configMap", "clients-ca", "ca.crt", False)
+    ]
+    assert client_ca(
+        {"enabled": True, "name": "clients-ca", "useSecret": True, "key": "ca.pem"}
+    ) == [("secret", "clients-ca", "ca.pem", False)]
+    # Without mTLS no client CA is mounted.
+    assert client_ca({"enabled": False, "name": "clients-ca"}) == []
