@@ -53,6 +53,13 @@ _DIRECTION_NAMES = {
     )
     for ingress, word in ((True, "from"), (False, "to"))
 }
+#: The fields of a direction rule that check_direction_rule looks at after the peer selectors.
+_MORE_FIELDS = frozenset(
+    {
+        *("fromEntities", "toEntities", "fromCIDR", "toCIDR", "fromCIDRSet", "toCIDRSet"),
+        *("toServices", "toFQDNs", "toPorts"),
+    }
+)
 #: ingress? -> its entities, CIDR and CIDR set field names.
 _DIRECTION_LISTS = {
     ingress: (word + "Entities", word + "CIDR", word + "CIDRSet")
@@ -189,7 +196,7 @@ def check_direction_rule(
     direction, members, peers = _DIRECTION_NAMES[ingress]
     get = item.get
     if len(item) > 1:  # one key cannot combine anything
-        present = [m for m in members if _list(get(m))]
+        present = [m for m in members if m in item and _list(item[m])]
         if len(present) > 1:
             yield Problem(
                 path,
@@ -198,7 +205,7 @@ def check_direction_rule(
                 f"{' and '.join(present)} cannot be combined in one rule; the agent rejects it",
                 "split them into separate rules in the same list",
             )
-        if _list(get("icmps")) and _list(get("toPorts")):
+        if "icmps" in item and _list(item["icmps"]) and _list(get("toPorts")):
             yield Problem(
                 (*path, "icmps"),
                 E,
@@ -208,7 +215,7 @@ def check_direction_rule(
             )
     for name in peers:
         sels = get(name)
-        if not isinstance(sels, list):
+        if sels.__class__ is not list and not isinstance(sels, list):
             continue
         for index, sel in enumerate(sels):
             where = (*path, name, index)
@@ -232,6 +239,8 @@ def check_direction_rule(
                 "express the requirement in the endpoint selectors of each rule",
             )
     entities_name, cidr_name, cidr_set_name = _DIRECTION_LISTS[ingress]
+    if not _MORE_FIELDS.intersection(item):
+        return  # none of the fields checked below (the usual peer + toPorts rule ends here)
     for index, entity in enumerate(_list(get(entities_name))):
         if entity == "all":
             verb = "denies" if deny else "allows"
@@ -265,6 +274,9 @@ def check_cidr(value: Any, path: Path) -> Iterator[Problem]:
     """A prefix must parse; host bits set is a warning."""
     if not isinstance(value, str) or "/" not in value:
         return
+    prefix = _v4(value)
+    if prefix is not None and not prefix[0] & ~prefix[2]:
+        return  # a plain IPv4 prefix without host bits
     network = _network(value)
     if isinstance(network, str):
         yield Problem(
@@ -299,9 +311,43 @@ def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str:
         return str(exc)
 
 
+def _v4(text: str) -> tuple[int, int, int] | None:
+    """(address, prefix length, netmask) of an IPv4 prefix in the plain form ipaddress
+    always accepts (decimal octets without leading zeros); None for anything else."""
+    match = _V4_PREFIX.fullmatch(text)
+    if match is None:
+        return None
+    a, b, c, d, length = map(int, match.groups())
+    if a > 255 or b > 255 or c > 255 or d > 255 or length > 32:
+        return None
+    return a << 24 | b << 16 | c << 8 | d, length, (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+
+
+_OCTET = r"(0|[1-9][0-9]{0,2})"
+_V4_PREFIX = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(0|[1-9][0-9]?)")
+
+
+def _clean_v4_cidr_rule(value: dict[str, Any]) -> bool:
+    """True when :func:`check_cidr_rule` surely finds nothing: a plain IPv4 cidr without
+    host bits, no label selector, and exceptions that are plain IPv4 prefixes inside it
+    and no larger (anything else takes the full checks, which word the findings)."""
+    cidr = value.get("cidr")
+    outer = _v4(cidr) if isinstance(cidr, str) else None
+    if outer is None or outer[0] & ~outer[2] or isinstance(value.get("cidrGroupSelector"), dict):
+        return False
+    address, length, mask = outer
+    for exc in _list(value.get("except")):
+        if not isinstance(exc, str) or "/" not in exc:
+            continue
+        inner = _v4(exc)
+        if inner is None or inner[0] & inner[2] & mask != address or inner[1] < length:
+            return False
+    return True
+
+
 def check_cidr_rule(value: Any, path: Path) -> Iterator[Problem]:
     """A CIDR rule: its prefix, and every exception inside it."""
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or _clean_v4_cidr_rule(value):
         return
     cidr = value.get("cidr")
     yield from check_cidr(cidr, (*path, "cidr"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ciliumctl.validators.findings import Path, Severity
@@ -49,8 +50,9 @@ def split_source(key: str) -> tuple[str | None, str]:
     return None, key
 
 
+@lru_cache(maxsize=8192)
 def key_problem(key: str) -> str | None:
-    """Why ``key`` is not a valid selector key, or None."""
+    """Why ``key`` is not a valid selector key, or None (memoised: policies repeat keys)."""
     if not key:
         return "the key is empty"
     source, bare = split_source(key)
