@@ -1225,12 +1225,15 @@ def test_cgroup_auto_mount_resources(helm: str, tmp_path: Path) -> None:
         render(helm, {"cgroup": {"autoMount": {"resources": res}}, "initResources": {}}, tmp_path)
     )
     assert container(agent, "mount-cgroup", init=True)["resources"] == res
-    # Upstream sizes mount-cgroup with these only; initResources size the other init containers.
-    agent = _agent_pod(render(helm, {"initResources": {"limits": {"cpu": "1"}}}, tmp_path))
-    assert "resources" not in container(agent, "mount-cgroup", init=True)
-    assert container(agent, "clean-cilium-state", init=True)["resources"] == {
-        "limits": {"cpu": "1"}
-    }
+    # Unset (upstream's default), mount-cgroup is sized like the other init containers.
+    init = {"limits": {"cpu": "1"}}
+    agent = _agent_pod(render(helm, {"initResources": init}, tmp_path))
+    assert container(agent, "mount-cgroup", init=True)["resources"] == init
+    assert container(agent, "clean-cilium-state", init=True)["resources"] == init
+    both = {"initResources": init, "cgroup": {"autoMount": {"resources": res}}}
+    agent = _agent_pod(render(helm, both, tmp_path))
+    assert container(agent, "mount-cgroup", init=True)["resources"] == res
+    assert container(agent, "clean-cilium-state", init=True)["resources"] == init
 
 
 def test_sleep_after_init(helm: str, tmp_path: Path) -> None:
@@ -1467,3 +1470,51 @@ def test_hubble_metrics_mtls_client_ca(helm: str, tmp_path: Path) -> None:
     ) == [("secret", "clients-ca", "ca.pem", False)]
     # Without mTLS no client CA is mounted.
     assert client_ca({"enabled": False, "name": "clients-ca"}) == []
+
+
+def test_k8s_service_host_ref(helm: str, tmp_path: Path) -> None:
+    assert "k8sServiceHostRef" not in unmodelled_keys(CHART)
+    values = {
+        "kubeProxyReplacement": "true",
+        "k8sServiceHostRef": {"name": "cluster-info", "key": "api-host"},
+        "k8sServicePort": 6443,
+    }
+    objs = render(helm, values, tmp_path)
+    host = {"configMapKeyRef": {"name": "cluster-info", "key": "api-host"}}
+    agent = _agent_pod(objs)
+    for c, init in (("cilium-agent", False), ("config", True), ("clean-cilium-state", True)):
+        env = {e["name"]: e for e in container(agent, c, init=init)["env"]}
+        assert env["KUBERNETES_SERVICE_HOST"]["valueFrom"] == host, c
+        assert env["KUBERNETES_SERVICE_PORT"]["value"] == "6443", c
+    operator = container(_operator_pod(objs), "cilium-operator")
+    assert {e["name"]: e.get("valueFrom") for e in operator["env"]}[
+        "KUBERNETES_SERVICE_HOST"
+    ] == host
+    # k8sServiceHost wins when both are given (one KUBERNETES_SERVICE_HOST per container).
+    both = render(helm, {**values, "k8sServiceHost": "10.0.0.1"}, tmp_path)
+    env = container(_agent_pod(both), "cilium-agent")["env"]
+    assert [e.get("value") for e in env if e["name"] == "KUBERNETES_SERVICE_HOST"] == ["10.0.0.1"]
+    # Without a port, or with half a reference, the chart refuses (no API server address).
+    with pytest.raises(RenderError, match="k8sServicePort"):
+        render(helm, {**values, "k8sServicePort": ""}, tmp_path)
+    with pytest.raises(RenderError, match="kubeProxyReplacement=true needs"):
+        render(helm, {**values, "k8sServiceHostRef": {"name": "cluster-info"}}, tmp_path)
+    plain = container(_agent_pod(render(helm, {"k8sServiceHostRef": {}}, tmp_path)), "cilium-agent")
+    assert "KUBERNETES_SERVICE_HOST" not in {e["name"] for e in plain["env"]}
+
+
+def test_scheduling_mode(helm: str, tmp_path: Path) -> None:
+    assert "scheduling" not in unmodelled_keys(CHART)
+    default = _agent_pod(render(helm, {"scheduling": {"mode": "anti-affinity"}}, tmp_path))
+    # Upstream's default: the agent pods' anti-affinity keeps one per node.
+    term = default["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term == [
+        {
+            "labelSelector": {"matchLabels": {"k8s-app": "cilium"}},
+            "topologyKey": "kubernetes.io/hostname",
+        }
+    ]
+    fast = _agent_pod(render(helm, {"scheduling": {"mode": "kube-scheduler"}}, tmp_path))
+    assert "affinity" not in fast
+    with pytest.raises(RenderError, match="scheduling"):
+        render(helm, {"scheduling": {"mode": "random"}}, tmp_path)

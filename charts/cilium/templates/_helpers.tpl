@@ -173,15 +173,31 @@ own tag so that a different tag never gets a mismatched digest.
 
 {{/*
 Environment variables that point a component at k8sServiceHost/k8sServicePort instead of
-the kubernetes Service (needed when there is no kube-proxy).
+the kubernetes Service (needed when there is no kube-proxy); the host may instead come
+from a ConfigMap key (k8sServiceHostRef).
 */}}
 {{- define "cilium.k8sServiceEnv" -}}
+{{- $ref := .Values.k8sServiceHostRef | default dict -}}
 {{- if .Values.k8sServiceHost }}
 - name: KUBERNETES_SERVICE_HOST
   value: {{ .Values.k8sServiceHost | quote }}
 - name: KUBERNETES_SERVICE_PORT
   value: {{ .Values.k8sServicePort | quote }}
+{{- else if and $ref.name $ref.key }}
+- name: KUBERNETES_SERVICE_HOST
+  valueFrom:
+    configMapKeyRef:
+      name: {{ $ref.name }}
+      key: {{ $ref.key }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ .Values.k8sServicePort | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* "true" when the components reach the API server at an address of their own (k8sServiceHost, or k8sServiceHostRef). */}}
+{{- define "cilium.k8sServiceAddress" -}}
+{{- $ref := .Values.k8sServiceHostRef | default dict -}}
+{{- if or .Values.k8sServiceHost (and $ref.name $ref.key) -}}true{{- else -}}false{{- end -}}
 {{- end -}}
 
 {{/* Whether the agent reads policy secrets only from tls.secretsNamespace. */}}
