@@ -1518,3 +1518,67 @@ def test_scheduling_mode(helm: str, tmp_path: Path) -> None:
     assert "affinity" not in fast
     with pytest.raises(RenderError, match="scheduling"):
         render(helm, {"scheduling": {"mode": "random"}}, tmp_path)
+
+
+def test_hubble_certificates_given_as_values(helm: str, tmp_path: Path) -> None:
+    keys = [
+        "hubble.tls.server",
+        "hubble.metrics.tls.server",
+        "hubble.relay.tls.client",
+        "hubble.relay.tls.server",
+        "hubble.ui.tls.client",
+    ]
+    for key in keys:
+        assert f"{key}.cert" not in unmodelled_keys(CHART)
+        assert f"{key}.key" not in unmodelled_keys(CHART)
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    pairs = {key: {"cert": b64(f"{key} cert"), "key": b64(f"{key} key")} for key in keys}
+    values: Obj = {"tls": {"ca": {"cert": b64("the CA")}}}
+    for key, pair in pairs.items():
+        values = merged(values, nested(key, pair))
+    values = merged(
+        values,
+        {
+            "hubble": {
+                "tls": {"auto": {"enabled": False}},
+                "relay": {"enabled": True, "tls": {"server": {"enabled": True}}},
+                "ui": {"enabled": True},
+                "metrics": {"enabled": ["dns"], "tls": {"enabled": True}},
+            }
+        },
+    )
+    objs = render(helm, values, tmp_path)
+    secrets = {
+        "hubble-server-certs": "hubble.tls.server",
+        "hubble-metrics-server-certs": "hubble.metrics.tls.server",
+        "hubble-relay-client-certs": "hubble.relay.tls.client",
+        "hubble-relay-server-certs": "hubble.relay.tls.server",
+        "hubble-ui-client-certs": "hubble.ui.tls.client",
+    }
+    for name, key in secrets.items():
+        secret = find(objs, "Secret", name)
+        assert secret["type"] == "kubernetes.io/tls"
+        assert secret["data"] == {
+            "ca.crt": b64("the CA"),
+            "tls.crt": pairs[key]["cert"],
+            "tls.key": pairs[key]["key"],
+        }, name
+    # Nothing generated: no CA of the chart's own.
+    assert not [o for o in objs if o["metadata"]["name"] == "cilium-ca"]
+    # A component with an existingSecret gets none; a missing certificate is refused, named.
+    existing = merged(values, {"hubble": {"tls": {"server": {"existingSecret": "mine"}}}})
+    assert not [
+        o
+        for o in render(helm, existing, tmp_path)
+        if o["metadata"]["name"] == "hubble-server-certs"
+    ]
+    missing = merged(values, {"hubble": {"relay": {"tls": {"client": {"cert": ""}}}}})
+    with pytest.raises(RenderError, match=r"hubble\.relay\.tls\.client\.cert"):
+        render(helm, missing, tmp_path)
+    # Auto TLS (upstream's default) ignores them: the chart generates every certificate.
+    auto = merged(values, {"hubble": {"tls": {"auto": {"enabled": True}}}})
+    generated = find(render(helm, auto, tmp_path), "Secret", "hubble-server-certs")
+    assert generated["data"]["tls.crt"] != pairs["hubble.tls.server"]["cert"]
