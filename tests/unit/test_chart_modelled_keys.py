@@ -1582,3 +1582,38 @@ def test_hubble_certificates_given_as_values(helm: str, tmp_path: Path) -> None:
     auto = merged(values, {"hubble": {"tls": {"auto": {"enabled": True}}}})
     generated = find(render(helm, auto, tmp_path), "Secret", "hubble-server-certs")
     assert generated["data"]["tls.crt"] != pairs["hubble.tls.server"]["cert"]
+
+
+def test_certificate_method_options_of_methods_this_chart_refuses(
+    helm: str, tmp_path: Path
+) -> None:
+    """Options of upstream's cronJob and certmanager methods: with the helm method (the only
+    one this chart supports, and upstream's default) upstream renders nothing from them, so
+    they are accepted and change nothing; the other methods themselves are refused."""
+    keys = [
+        "hubble.tls.auto.schedule",
+        "hubble.tls.auto.certManagerIssuerRef",
+        "clustermesh.apiserver.tls.auto.certManagerIssuerRef",
+        "serviceAccounts.hubblecertgen",
+        "serviceAccounts.clustermeshcertgen",
+    ]
+    for key in keys:
+        assert key not in unmodelled_keys(CHART)
+    base = merged(CLUSTERMESH, {"hubble": {"relay": {"enabled": True}}})
+    issuer = {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "ca"}
+    sa = {"create": False, "name": "x", "automount": False, "annotations": {"a": "b"}}
+    options = {
+        "hubble": {"tls": {"auto": {"schedule": "0 0 * * 0", "certManagerIssuerRef": issuer}}},
+        "clustermesh": {"apiserver": {"tls": {"auto": {"certManagerIssuerRef": issuer}}}},
+        "serviceAccounts": {"hubblecertgen": sa, "clustermeshcertgen": sa},
+    }
+
+    def shape(objs: list[Obj]) -> list[tuple[str, str]]:
+        return sorted((o["kind"], o["metadata"]["name"]) for o in objs)
+
+    assert shape(render(helm, merged(base, options), tmp_path)) == shape(
+        render(helm, base, tmp_path)
+    )
+    for method in ("cronJob", "certmanager"):
+        with pytest.raises(RenderError):
+            render(helm, merged(base, {"hubble": {"tls": {"auto": {"method": method}}}}), tmp_path)
