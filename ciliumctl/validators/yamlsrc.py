@@ -29,9 +29,10 @@ _CONTENT = re.compile(r"^[^\S\n]*[^\s#]", re.MULTILINE)
 _ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 #: Characters libyaml and PyYAML may read differently (tags, tabs, controls, breaks other
 #: than "\n", byte-order marks, surrogates); documents with any of them take the pure-Python path.
-_SLOW_CHARS = re.compile(
-    "[^\n\x20\x22-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
+_SLOW_CHARS_PATTERN = "[^\n\x20\x22-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+#: :data:`_SLOW_CHARS_PATTERN` for an ASCII text (the full class takes milliseconds to
+#: compile, which every process start would pay).
+_SLOW_ASCII = re.compile("[^\n\x20\x22-\x7e]")
 #: Constructs libyaml accepts and PyYAML rejects: a comment right after a block scalar
 #: header ("|#"), and "?" inside a flow collection ("{a?: b}", when _FLOW also matches).
 _SLOW_SYNTAX = re.compile(r"[|>][-+0-9]*#")
@@ -101,6 +102,18 @@ class Document:
             if not probe:
                 return self.start_line if not self.lines else None
             probe = probe[:-1]
+
+
+def _slow_chars(chunk: str) -> re.Match[str] | None:
+    """The first character of ``chunk`` that sends it to the pure-Python path, if any."""
+    if chunk.isascii():
+        return _SLOW_ASCII.search(chunk)
+    return _slow_chars_pattern().search(chunk)
+
+
+@cache
+def _slow_chars_pattern() -> re.Pattern[str]:
+    return re.compile(_SLOW_CHARS_PATTERN)
 
 
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
@@ -214,7 +227,7 @@ def _parse_into(doc: Document, chunk: str, start: int) -> None:
     loader_class = _c_loader()
     fast = (
         loader_class is not None
-        and _SLOW_CHARS.search(chunk) is None
+        and _slow_chars(chunk) is None
         and _SLOW_SYNTAX.search(chunk) is None
         and ("?" not in chunk or _FLOW.search(chunk) is None)
         # A last line "---..." without a line break: libyaml marks the empty document's
