@@ -382,7 +382,7 @@ def test_chart_accepts_unmodelled_keys_at_upstreams_default(helm: str, tmp_path:
 @pytest.mark.parametrize(
     ("values", "key"),
     [
-        ({"keepDeprecatedLabels": True}, "keepDeprecatedLabels"),
+        ({"cni": {"iptablesRemoveAWSRules": False}}, "cni.iptablesRemoveAWSRules"),
         ({"preflight": {"tofqdnsPreCache": "/tmp/fqdn"}}, "preflight.tofqdnsPreCache"),
         ({"etcd": {"enabled": False, "endpoints": ["https://etcd:2379"]}}, "etcd"),
         (
@@ -403,9 +403,13 @@ def test_chart_refuses_unmodelled_keys_off_upstreams_default(
 
 def test_chart_1_17_line_refuses_even_upstream_1_18_defaults(helm: str, tmp_path: Path) -> None:
     """The recorded defaults are 1.18's: on the 1.17 line nothing unmodelled is accepted."""
-    with pytest.raises(RenderError, match=r"would be ignored: keepDeprecatedLabels \("):
-        render(helm, {"ciliumVersion": "1.17.11", "keepDeprecatedLabels": False}, tmp_path)
-    assert find(render(helm, {"keepDeprecatedLabels": False}, tmp_path), "DaemonSet", "cilium")
+    with pytest.raises(RenderError, match=r"would be ignored: cni\.iptablesRemoveAWSRules \("):
+        render(
+            helm, {"ciliumVersion": "1.17.11", "cni": {"iptablesRemoveAWSRules": True}}, tmp_path
+        )
+    assert find(
+        render(helm, {"cni": {"iptablesRemoveAWSRules": True}}, tmp_path), "DaemonSet", "cilium"
+    )
 
 
 def _errors(values: Obj, target: str = "1.18.5") -> list[str]:
@@ -420,6 +424,7 @@ def _errors(values: Obj, target: str = "1.18.5") -> list[str]:
 
 
 def test_values_check_accepts_upstream_defaults_and_names_other_values() -> None:
+    aws = "cni.iptablesRemoveAWSRules"
     listed = _defaults_of_listed_keys()
     values: Obj = {}
     for key, default in listed:
@@ -428,13 +433,13 @@ def test_values_check_accepts_upstream_defaults_and_names_other_values() -> None
     assert _errors({"ipam": {"operator": {"autoCreateCiliumPodIPPools": {}}}}) == []
     assert _errors({"certgen": {"annotations": {}}}) == []  # an empty map sets nothing
     assert _errors({"authentication": {"mutual": {"port": 4250.0}}}) == []  # a number is a number
-    assert _errors({"keepDeprecatedLabels": True}) == ["keepDeprecatedLabels"]
-    assert _errors({"keepDeprecatedProbes": True}) == ["keepDeprecatedProbes"]  # true over false
-    assert _errors({"keepDeprecatedLabels": 0}) == ["keepDeprecatedLabels"]  # 0 is not false
+    assert _errors({"cni": {"iptablesRemoveAWSRules": False}}) == [aws]
+    assert _errors({"gke": {"enabled": True}}) == ["gke"]  # true over false
+    assert _errors({"gke": {"enabled": 0}}) == ["gke"]  # 0 is not false
     assert _errors({"hubble": {"ui": {"standalone": {"tls": {"certsVolume": {"a": 1}}}}}}) == [
         "hubble.ui.standalone"
     ]
-    assert _errors({"keepDeprecatedLabels": False}, target="1.17.11") == ["keepDeprecatedLabels"]
+    assert _errors({"cni": {"iptablesRemoveAWSRules": True}}, target="1.17.11") == [aws]
 
 
 def _cilium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -449,11 +454,14 @@ def _cilium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_values_check_default_accepted_other_value_refused(tmp_path: Path) -> None:
-    ok = _cilium(tmp_path, "validate", "values", "--set", "keepDeprecatedLabels=false")
+    ok = _cilium(tmp_path, "validate", "values", "--set", "cni.iptablesRemoveAWSRules=true")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    bad = _cilium(tmp_path, "install", "--dry-run", "--set", "keepDeprecatedLabels=true")
+    bad = _cilium(tmp_path, "install", "--dry-run", "--set", "cni.iptablesRemoveAWSRules=false")
     assert bad.returncode == 1
-    assert "keepDeprecatedLabels: keepDeprecatedLabels is an upstream chart key" in bad.stderr
+    assert (
+        "cni.iptablesRemoveAWSRules: cni.iptablesRemoveAWSRules is an upstream chart key"
+        in bad.stderr
+    )
 
 
 TSC_WORKLOADS = [
@@ -1617,3 +1625,28 @@ def test_certificate_method_options_of_methods_this_chart_refuses(
     for method in ("cronJob", "certmanager"):
         with pytest.raises(RenderError):
             render(helm, merged(base, {"hubble": {"tls": {"auto": {"method": method}}}}), tmp_path)
+
+
+def test_keep_deprecated_labels_and_probes(helm: str, tmp_path: Path) -> None:
+    for key in ("keepDeprecatedLabels", "keepDeprecatedProbes"):
+        assert key not in unmodelled_keys(CHART)
+    legacy = "kubernetes.io/cluster-service"
+    ds = find(render(helm, {"keepDeprecatedLabels": True}, tmp_path), "DaemonSet", "cilium")
+    # A pre-1.8 DaemonSet's selector (immutable), and the labels it selects.
+    assert ds["spec"]["selector"]["matchLabels"] == {"k8s-app": "cilium", legacy: "true"}
+    assert ds["spec"]["template"]["metadata"]["labels"][legacy] == "true"
+    assert ds["metadata"]["labels"][legacy] == "true"
+    plain = find(render(helm, {"keepDeprecatedLabels": False}, tmp_path), "DaemonSet", "cilium")
+    assert plain["spec"]["selector"]["matchLabels"] == {"k8s-app": "cilium"}
+
+    def probes(values: Obj) -> tuple[Obj, Obj, Obj]:
+        agent = container(_agent_pod(render(helm, values, tmp_path)), "cilium-agent")
+        return agent["livenessProbe"], agent["readinessProbe"], agent["startupProbe"]
+
+    exec_probe = {"command": ["cilium", "status", "--brief"]}
+    for values in ({"keepDeprecatedProbes": True}, {"upgradeCompatibility": "1.7"}):
+        live, ready, startup = probes(values)
+        assert live["exec"] == ready["exec"] == exec_probe, values
+        assert "httpGet" not in live and "httpGet" in startup
+    live, ready, _ = probes({"keepDeprecatedProbes": False})
+    assert "exec" not in live and live["httpGet"]["path"] == ready["httpGet"]["path"] == "/healthz"
