@@ -318,23 +318,6 @@ def _health_healthz(agent: Agent, _req: Request) -> tuple[int, Any]:
 _LXC = re.compile(r"lxc[0-9a-f]{11}")
 
 
-def visible_netns(path: str, run_dir: Path) -> str:
-    """The pod's network namespace as this agent sees it: the runtime's path when it exists
-    here (an agent on the host), else the same name under the chart's mount of the host's
-    /var/run/netns at ``<run dir>/netns``."""
-    if os.path.exists(path):
-        return path
-    name = os.path.basename(path.rstrip("/"))
-    mounted = run_dir / "netns" / name
-    if path.startswith(("/var/run/netns/", "/run/netns/")) and mounted.exists():
-        return str(mounted)
-    raise APIError(
-        400,
-        f"network namespace {path} is not visible to the agent",
-        f"the agent looks for it at {path} and {mounted} (the host's /var/run/netns)",
-    )
-
-
 def _plumber(agent: Agent) -> Any:
     if agent.plumber is None:
         raise APIError(404, "this agent does not wire endpoints", "cilium-cni wires it itself")
@@ -347,22 +330,23 @@ def _link_name(raw: str) -> str:
     return raw
 
 
-def _cni_plumb(agent: Agent, req: Request) -> tuple[int, Any]:
+def plumb(agent: Agent, body: Any, netns_fd: int) -> tuple[int, Any]:
     """CNI ADD's wiring, done by the agent (netlink is loaded here; the plugin stays a small
-    client): the veth into the pod, its address, routes and neighbours."""
-    body = req.body if isinstance(req.body, dict) else {}
+    client): the veth into the pod, its address, routes and neighbours. The pod's network
+    namespace comes as a file descriptor the plugin opened, since the runtime's path (under
+    /run/containerd, /var/run/netns, ...) need not exist in the agent's mounts."""
+    body = body if isinstance(body, dict) else {}
     ifname = _link_name(str(body.get("host-ifname") or ""))
-    netns, ipv4 = str(body.get("netns") or ""), body.get("ipv4")
-    if not netns or not isinstance(ipv4, str):
-        raise APIError(400, "netns and ipv4 are required")
+    ipv4, shown = body.get("ipv4"), str(body.get("netns") or "the pod's netns")
+    if not isinstance(ipv4, str):
+        raise APIError(400, "ipv4 is required")
     plumber = _plumber(agent)
-    path = visible_netns(netns, agent.config.socket_path.parent)
     try:
-        pod_mac, host_mac = plumber.plumb_endpoint(ifname, path, ipv4=ipv4)
+        pod_mac, host_mac = plumber.plumb_endpoint(ifname, f"/proc/self/fd/{netns_fd}", ipv4=ipv4)
     except Exception as exc:
         with contextlib.suppress(Exception):
             plumber.delete_link(ifname)  # nothing half-made is left behind
-        raise APIError(500, f"cannot create the veth {ifname} into {netns}: {exc}") from exc
+        raise APIError(500, f"cannot create the veth {ifname} into {shown}: {exc}") from exc
     return 201, {"mac": pod_mac, "host-mac": host_mac, "gateway": plumber.GATEWAY4}
 
 
@@ -407,7 +391,6 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
         ("GET", r"/v1/debuginfo", _debuginfo),
         ("GET", r"/v1/monitor", _monitor),
         ("GET", r"/v1/metrics", _metrics),
-        ("POST", r"/v1/cni/plumb", _cni_plumb),
         ("GET", r"/v1/cni/link/(?P<name>[^/]+)", _cni_link),
         ("DELETE", r"/v1/cni/link/(?P<name>[^/]+)", _cni_unplumb),
         ("GET", r"/v1beta/status", _health_status),
@@ -489,6 +472,56 @@ class UnixAPIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """HTTP on a unix socket, one thread per connection."""
 
     daemon_threads = True
+
+
+def _serve_cni_one(agent: Agent, conn: socket.socket) -> None:
+    with conn:
+        fds: list[int] = []
+        try:
+            conn.settimeout(30)
+            msg, fds, _flags, _addr = socket.recv_fds(conn, 65536, 2)
+            if len(fds) != 1:
+                raise APIError(400, f"expected the pod's netns as one descriptor, got {len(fds)}")
+            try:
+                body = json.loads(msg)
+            except json.JSONDecodeError as exc:
+                raise APIError(400, "request is not JSON") from exc
+            status, payload = plumb(agent, body, fds[0])
+        except APIError as exc:
+            status, payload = exc.status, str(exc)
+        except Exception as exc:  # a bug must answer, not leave the plugin waiting
+            log.exception("CNI wiring request failed")
+            status, payload = 500, f"internal error: {exc}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            conn.sendall(json.dumps({"status": status, "body": payload}).encode())
+
+
+def serve_cni(agent: Agent, path: Path) -> socket.socket:
+    """cilium-cni's wiring socket (SOCK_SEQPACKET, mode 0660): one JSON request with the pod's
+    netns descriptor attached (SCM_RIGHTS), one JSON answer ``{"status", "body"}``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket() or path.exists():
+        path.unlink()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server.bind(str(path))
+    os.chmod(path, 0o660)
+    server.listen(64)
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(
+                target=_serve_cni_one, args=(agent, conn), name="cni", daemon=True
+            ).start()
+
+    threading.Thread(target=loop, name="cni-socket", daemon=True).start()
+    return server
 
 
 def serve_api(agent: Agent, path: Path) -> UnixAPIServer:

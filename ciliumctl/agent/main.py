@@ -84,8 +84,9 @@ def open_datapath(config: AgentConfig) -> Datapath:
 def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agent:
     """Start every server and loop of an agent; returns the running agent."""
     from ciliumctl.agent import masquerade
-    from ciliumctl.agent.api import serve_api, serve_health
+    from ciliumctl.agent.api import serve_api, serve_cni, serve_health
     from ciliumctl.agent.health import serve_responder
+    from ciliumctl.cni.plugin import CNI_SOCKET
 
     masquerade.check_config(config)
     agent = Agent(config, datapath, client, node)
@@ -96,6 +97,7 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
     from ciliumctl.datapath import netlink
 
     agent.plumber = netlink
+    serve_cni(agent, config.socket_path.with_name(CNI_SOCKET))
     serve_api(agent, config.socket_path)
     serve_health(agent, int(config.get("agent-health-port")))
     if agent.health is not None:

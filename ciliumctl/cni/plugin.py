@@ -21,6 +21,8 @@ from typing import IO, Any, Protocol
 from ciliumctl.dbg.client import AgentAPIError, AgentClient, AgentUnreachableError
 
 CNI_VERSION = "1.0.0"
+#: the agent's wiring socket, beside its API socket (``cilium.sock``)
+CNI_SOCKET = "cni.sock"
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 
 # CNI error codes (spec section "Error"); 100+ are this plugin's own.
@@ -297,6 +299,7 @@ class AgentPlumber:
 
     def __init__(self, client: AgentClient, local: Any = _netlink) -> None:
         self.client = client
+        self.socket = os.path.join(os.path.dirname(client.path), CNI_SOCKET)
         self._local_factory = local
         self._local: Plumber | None = None
 
@@ -310,14 +313,42 @@ class AgentPlumber:
     ) -> tuple[str, str]:
         """Create the veth into the pod (see :class:`Plumber`)."""
         body = {"host-ifname": host_ifname, "netns": pod_netns, "ipv4": ipv4}
-        try:
-            answer = self.client.request("POST", "/v1/cni/plumb", body)
-        except AgentAPIError as exc:
-            if not _not_served(exc):
-                raise
+        wired = self._wire(body, pod_netns)
+        if wired is None:  # an agent without the wiring socket (an older one): wire here
             return self._fallback().plumb_endpoint(host_ifname, pod_netns, ipv4=ipv4)
+        status, answer = wired
+        if status >= 400:
+            if status == 404 and "does not wire" in str(answer):
+                return self._fallback().plumb_endpoint(host_ifname, pod_netns, ipv4=ipv4)
+            raise AgentAPIError(status, f"agent wiring {host_ifname}: {answer}")
         self.GATEWAY4 = str(answer.get("gateway") or self.GATEWAY4)
         return str(answer["mac"]), str(answer["host-mac"])
+
+    def _wire(self, body: dict[str, Any], pod_netns: str) -> tuple[int, Any] | None:
+        """One request on the agent's wiring socket, the pod's netns passed as an open file
+        descriptor (the agent may not see the runtime's path); (status, body), or None when
+        the agent has no such socket."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+            sock.settimeout(self.client.timeout)
+            try:
+                sock.connect(self.socket)
+            except (FileNotFoundError, ConnectionRefusedError):
+                return None
+            netns = os.open(pod_netns, os.O_RDONLY | os.O_CLOEXEC)  # missing: the caller's
+            try:
+                socket.send_fds(sock, [json.dumps(body).encode()], [netns])
+            finally:
+                os.close(netns)
+            raw = sock.recv(1 << 20)
+        try:
+            answer = json.loads(raw)
+            return int(answer["status"]), answer["body"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AgentAPIError(
+                502, f"the agent's wiring answer is not JSON: {raw[:200]!r}"
+            ) from exc
 
     def delete_link(self, name: str, netns: str | None = None) -> None:
         """Delete the endpoint's veth; idempotent."""

@@ -821,7 +821,7 @@ class Runner:
             if a.scenario not in scen_seen and (self.params.verbose or self.params.debug):
                 scen_seen.add(a.scenario)
                 out.append(f"  [-] Scenario [{a.scenario_name}]")
-            self._evaluate(o)
+            self._evaluate(o, len(topo.agents))
             if self.monitor is not None and not a.check:
                 problems, drops = flows.validate(a, events)
                 if self.monitor.errors:
@@ -849,14 +849,14 @@ class Runner:
         self._debug(f"{len(actions)} actions in {t_end - t_start:.2f}s")
         return outcomes
 
-    def _evaluate(self, o: m.ActionOutcome) -> None:
+    def _evaluate(self, o: m.ActionOutcome, agents: int = 0) -> None:
         a = o.action
         if o.exit_code is None:
             o.passed = False
             o.failure = f"command could not run: {o.stderr.strip()}"
             return
         if a.check:
-            o.failure = _check_output(a.check, o, self.params)
+            o.failure = _check_output(a.check, o, self.params, agents)
             o.passed = not o.failure
             return
         o.passed = a.expectation.accepts(o.exit_code)
@@ -919,8 +919,9 @@ def _strip_prefixes(selector: Obj) -> Obj:
     return out
 
 
-def _check_output(check: str, o: m.ActionOutcome, params: Params) -> str:
-    """The failure of an agent check, or '' when it passed."""
+def _check_output(check: str, o: m.ActionOutcome, params: Params, agents: int = 0) -> str:
+    """The failure of an agent check, or '' when it passed. ``agents``: how many Cilium
+    agents run, each of whose nodes cilium-health must report (as cilium-cli checks)."""
     if check == "no-errors-in-logs":
         errors = [
             line
@@ -947,6 +948,9 @@ def _check_output(check: str, o: m.ActionOutcome, params: Params) -> str:
                 bad.append(f"{reason}: {metric.get('value')}")
         return ("unexpected packet drops: " + ", ".join(bad)) if bad else ""
     if check == "cilium-health":
+        nodes = doc.get("nodes") or [] if isinstance(doc, dict) else []
+        if len(nodes) < agents:
+            return f"only {len(nodes)}/{agents} nodes appeared in cilium-health status"
         failures: list[str] = []
         _health_failures(doc, "", failures)
         return ("health probes failing: " + "; ".join(failures[:5])) if failures else ""

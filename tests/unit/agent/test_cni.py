@@ -197,75 +197,86 @@ def _no_local() -> Any:
     raise AssertionError("the plugin must not wire (or import netlink) itself here")
 
 
+class StatNetlink(RecordingNetlink):
+    """Records the inode of the netns file the agent was handed (a descriptor's path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inodes: dict[str, int] = {}
+
+    def plumb_endpoint(
+        self, host_ifname: str, pod_netns: str, ipv4: str | None = None
+    ) -> tuple[str, str]:
+        import os
+
+        self.inodes[host_ifname] = os.stat(pod_netns).st_ino
+        return super().plumb_endpoint(host_ifname, pod_netns, ipv4)
+
+
+@pytest.fixture
+def wiring(node: tuple[Agent, str]) -> Iterator[StatNetlink]:
+    from ciliumctl.agent.api import serve_cni
+
+    agent, sock = node
+    agent.plumber = wired = StatNetlink()
+    server = serve_cni(agent, Path(sock).with_name(plugin.CNI_SOCKET))
+    try:
+        yield wired
+    finally:
+        server.close()
+
+
 def test_the_agent_wires_the_endpoint_and_the_plugin_imports_no_netlink(
-    node: tuple[Agent, str], tmp_path: Path
+    node: tuple[Agent, str], wiring: StatNetlink, tmp_path: Path
 ) -> None:
     agent, sock = node
-    agent.plumber = wired = RecordingNetlink()
-    netns = tmp_path / "cni-1234"  # what the runtime made; the agent sees the same path
+    netns = tmp_path / "cni-1234"  # the runtime's path, which the agent need not see
     netns.touch()
-    client = plugin.AgentClient(sock)
-    net = plugin.AgentPlumber(client, local=_no_local)
+    net = plugin.AgentPlumber(plugin.AgentClient(sock), local=_no_local)
     code, result = call(sock, "ADD", "c1", net, netns=str(netns))
     assert code == 0, result
-    assert wired.links == {plugin.host_ifname("c1"): str(netns)}
-    assert result["interfaces"][0] == {"name": plugin.host_ifname("c1"), "mac": "02:00:00:00:00:02"}
+    ifname = plugin.host_ifname("c1")
+    # the agent got the pod's netns as a descriptor of the very same file
+    assert wiring.links[ifname].startswith("/proc/self/fd/")
+    assert wiring.inodes[ifname] == netns.stat().st_ino
+    assert result["interfaces"][0] == {"name": ifname, "mac": "02:00:00:00:00:02"}
     assert result["ips"][0]["gateway"] == "169.254.1.1"
     assert call(sock, "CHECK", "c1", net, netns=str(netns)) == (0, {})
     assert call(sock, "DEL", "c1", net, netns=str(netns)) == (0, {})
-    assert wired.links == {} and agent.endpoints.by_container("c1") is None
+    assert wiring.links == {} and agent.endpoints.by_container("c1") is None
     code, err = call(sock, "CHECK", "c1", net, netns=str(netns))
     assert code == 1 and err["code"] == plugin.E_CONTAINER_UNKNOWN
 
 
 def test_the_agent_refuses_what_is_no_endpoint_veth_and_cleans_a_failed_wiring(
-    node: tuple[Agent, str], tmp_path: Path
+    node: tuple[Agent, str], wiring: StatNetlink, tmp_path: Path
 ) -> None:
-    agent, sock = node
-    agent.plumber = wired = RecordingNetlink()
+    _agent, sock = node
     client = plugin.AgentClient(sock)
     with pytest.raises(plugin.AgentAPIError) as bad:
         client.request("DELETE", "/v1/cni/link/eth0")
     assert bad.value.status == 400 and "not an endpoint's host interface" in bad.value.message
-    with pytest.raises(plugin.AgentAPIError) as hidden:
-        client.request(
-            "POST", "/v1/cni/plumb",
-            {"host-ifname": "lxc0123456789a", "netns": "/var/run/netns/gone", "ipv4": "10.0.5.2"},
-        )  # fmt: skip
-    assert hidden.value.status == 400
-    assert "/var/run/netns/gone is not visible to the agent" in hidden.value.message
-    wired.fail = True
+    net = plugin.AgentPlumber(client, local=_no_local)
     netns = tmp_path / "cni-9"
     netns.touch()
-    wired.links["lxc0123456789a"] = "half made"
+    with pytest.raises(plugin.AgentAPIError, match="not an endpoint's host interface"):
+        net.plumb_endpoint("eth0", str(netns), ipv4="10.0.5.2")
+    wiring.fail = True
+    wiring.links["lxc0123456789a"] = "half made"
     with pytest.raises(plugin.AgentAPIError) as failed:
-        client.request(
-            "POST", "/v1/cni/plumb",
-            {"host-ifname": "lxc0123456789a", "netns": str(netns), "ipv4": "10.0.5.2"},
-        )  # fmt: skip
+        net.plumb_endpoint("lxc0123456789a", str(netns), ipv4="10.0.5.2")
     assert failed.value.status == 500 and "netns vanished" in failed.value.message
-    assert wired.links == {}  # nothing half-made is left
-
-
-def test_the_agents_view_of_the_runtimes_netns_path(tmp_path: Path) -> None:
-    from ciliumctl.agent.api import APIError, visible_netns
-
-    here = tmp_path / "ns-here"
-    here.touch()
-    assert visible_netns(str(here), tmp_path) == str(here)
-    (tmp_path / "netns").mkdir()
-    (tmp_path / "netns" / "cni-77").touch()  # the chart mounts the host's /var/run/netns here
-    assert visible_netns("/var/run/netns/cni-77", tmp_path) == str(tmp_path / "netns" / "cni-77")
-    assert visible_netns("/run/netns/cni-77", tmp_path) == str(tmp_path / "netns" / "cni-77")
-    with pytest.raises(APIError, match="not visible to the agent"):
-        visible_netns("/proc/1/ns/net-nope", tmp_path)
+    assert f"into {netns}" in failed.value.message  # the runtime's path, as the user knows it
+    assert wiring.links == {}  # nothing half-made is left
+    with pytest.raises(FileNotFoundError):
+        net.plumb_endpoint("lxc0123456789a", str(tmp_path / "no-such-netns"), ipv4="10.0.5.2")
 
 
 def test_without_the_agents_wiring_the_plugin_wires_itself(
     node: tuple[Agent, str], tmp_path: Path
 ) -> None:
     agent, sock = node
-    assert agent.plumber is None  # an agent that leaves the wiring to the plugin
+    assert agent.plumber is None  # no wiring socket: an agent that leaves it to the plugin
     local = RecordingNetlink()
     net = plugin.AgentPlumber(plugin.AgentClient(sock), local=lambda: local)
     assert call(sock, "ADD", "c1", net)[0] == 0

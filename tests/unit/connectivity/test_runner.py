@@ -321,7 +321,7 @@ def test_agent_check_evaluators() -> None:
 
     agent = m.Peer("kube-system/cilium-0", "agent", node="n0", pod="kube-system/cilium-0")
 
-    def outcome(check: str, stdout: str, code: int = 0) -> str:
+    def outcome(check: str, stdout: str, code: int = 0, agents: int = 0) -> str:
         action = m.Action(
             "t",
             check,
@@ -333,7 +333,7 @@ def test_agent_check_evaluators() -> None:
             m.Expectation(),
             check=check,
         )
-        return runner._check_output(check, m.ActionOutcome(action, code, stdout), Params())
+        return runner._check_output(check, m.ActionOutcome(action, code, stdout), Params(), agents)
 
     drops = [
         {"name": "cilium_drop_count_total", "labels": {"reason": "Policy denied"}, "value": 4},
@@ -352,6 +352,12 @@ def test_agent_check_evaluators() -> None:
         ]
     }
     assert "icmp: timeout" in outcome("cilium-health", json.dumps(health))
+    # as cilium-cli: every agent's node must appear (an agent that knows no node yet fails)
+    assert outcome("cilium-health", json.dumps({"nodes": []}), agents=2) == (
+        "only 0/2 nodes appeared in cilium-health status"
+    )
+    ok = {"name": "n1", "host": {"primary-address": {"icmp": {}, "http": {}}}}
+    assert outcome("cilium-health", json.dumps({"nodes": [ok, {**ok, "name": "n2"}]}), 0, 2) == ""
     assert outcome("no-errors-in-logs", 'level=info msg="ok"\nlevel=error msg="boom"\n').startswith(
         "1 error lines"
     )
