@@ -220,6 +220,57 @@ def test_a_cnp_allows_one_port_and_the_other_is_dropped_as_policy_denied(
     assert "Policy denied" in drops and f"{workload['echo']}:9090" in drops, drops
 
 
+def test_a_policy_the_validators_reject_is_reported_on_the_endpoint_and_the_rest_applies(
+    client: Client, workload: dict[str, str]
+) -> None:
+    """A CNP the agent's sanitizer rejects (ports and ICMP in one rule) selecting the echo
+    pod: the endpoint and the agent log name it with the validators' message, and the
+    policy already in force (echo-8080) still allows 8080 and denies 9090."""
+    bad = {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "bad", "namespace": NS},
+        "spec": {
+            "endpointSelector": {"matchLabels": {"app": "echo"}},
+            "ingress": [
+                {
+                    "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}]}],
+                    "icmps": [{"fields": [{"type": 8}]}],
+                }
+            ],
+        },
+    }
+    client.apply(bad)
+    agent = _agents(client)[NODES[0]]["metadata"]["name"]
+    try:
+
+        def rejected() -> list[str]:
+            code, out = _exec(
+                client, "kube-system", agent, ["cilium-dbg", "endpoint", "list", "-o", "json"],
+                "cilium-agent",
+            )  # fmt: skip
+            assert code == 0, out
+            for ep in json.loads(out):
+                ids = ep["status"]["external-identifiers"]
+                if ids["pod-name"] == f"{NS}/echo":
+                    return list(ep["status"]["policy"]["rejected"])
+            return []
+
+        found = _until(rejected)
+        assert found and found[0].startswith(f"CiliumNetworkPolicy {NS}/bad: "), found
+        logs = client.pod_logs("kube-system", agent, container="cilium-agent").decode()
+        assert any("rejected" in line and f"{NS}/bad" in line for line in logs.splitlines())
+        code, status = _exec(
+            client, "kube-system", agent, ["cilium-dbg", "status", "-o", "json"], "cilium-agent"
+        )
+        assert code == 0, status
+        assert any(f"{NS}/bad" in r for r in json.loads(status)["policy"]["rejected"])
+        assert _curl(client, f"http://{workload['echo']}:8080/") == (0, "200")
+        assert _curl(client, f"http://{workload['echo']}:9090/")[0] != 0
+    finally:
+        client.delete("cilium.io/v2", "CiliumNetworkPolicy", "bad", NS)
+
+
 def _cnp(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "cilium.io/v2",
@@ -434,20 +485,15 @@ POLICY_TESTS = (
 def test_connectivity_test_passes_against_the_projects_agent(
     cluster: DevCluster, tmp_path: Path
 ) -> None:
-    """``cilium connectivity test`` on the real nodes with the project's own agent: the
-    no-policy paths (pod, service, DNS, world, host) and the policy tests pass. Left out,
-    and said so: hostPort and NodePort from a pod on another node (the reply leaves through
-    the overlay without the frontend's reverse NAT), cilium-health and `cilium-dbg metrics`
-    (not provided by this agent)."""
+    """``cilium connectivity test`` on the real nodes with the project's own agent: the whole
+    implemented suite passes: the no-policy paths (pod, service, NodePort and hostPort from
+    either node, DNS, world, host), the policy tests, cilium-health's probes between the
+    nodes, no unexpected packet drops and no errors in the agents' logs."""
     junit = tmp_path / "junit.xml"
     run = _cilium(
         cluster,
         "connectivity",
         "test",
-        "--test", "!no-policies/pod-to-hostport",
-        "--test", "!no-policies-extra/pod-to-remote-nodeport",
-        "--test", "!^health$",
-        "--test", "!no-unexpected-packet-drops",
         "--timeout", "12m",
         "--junit-file", str(junit),
         timeout=900,
@@ -456,11 +502,57 @@ def test_connectivity_test_passes_against_the_projects_agent(
     import xml.etree.ElementTree as ET
 
     cases = {c.get("name"): c.get("status") for c in ET.parse(junit).iter("testcase")}
-    assert cases["no-policies"] == "passed", cases
+    for name in ("no-policies", "no-policies-extra", "health", "no-unexpected-packet-drops"):
+        assert cases[name] == "passed", (name, cases)
     assert {name: cases.get(name) for name in POLICY_TESTS} == dict.fromkeys(
         POLICY_TESTS, "passed"
     ), cases
     assert "failed" not in cases.values()
+    assert "no-policies/pod-to-remote-nodeport" not in run.stdout  # not skipped, not failed
+
+
+def test_a_policy_applied_behind_the_tests_back_fails_the_right_tests_with_the_drop(
+    cluster: DevCluster, client: Client
+) -> None:
+    """A CNP that denies the echo port to everyone, applied behind the suite's back, fails
+    the no-policy tests that reach the echo pods, and the report says why: the drop reason,
+    the node and agent that dropped, and the policy selecting the endpoint."""
+    broken = {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "block-echo", "namespace": "cilium-test-1"},
+        "spec": {
+            "endpointSelector": {"matchLabels": {"kind": "echo"}},
+            "ingressDeny": [
+                {
+                    "fromEntities": ["all"],
+                    "toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}],
+                }
+            ],
+        },
+    }
+    client.create(broken)
+    try:
+        run = _cilium(
+            cluster,
+            "connectivity",
+            "test",
+            "--test", "^no-policies$/pod-to-pod$",
+            "--test", "^no-policies$/pod-to-service$",
+            "--flow-validation", "strict",
+            "--request-timeout", "3s",
+            timeout=600,
+        )  # fmt: skip
+    finally:
+        client.delete("cilium.io/v2", "CiliumNetworkPolicy", "block-echo", "cilium-test-1")
+    out = run.stdout
+    assert run.returncode == 1, out[-6000:] + run.stderr[-3000:]
+    assert "❌ 1/1 tests failed" in out, out[-4000:]
+    assert "Test [no-policies]:" in out
+    assert "expected: success (exit 0)" in out
+    assert "dropped:  drop ingress 'Policy denied by denylist'" in out, out[-6000:]
+    assert "on node real-node-" in out and "(agent kube-system/cilium-" in out
+    assert "policies selecting the endpoints: cilium-test-1/block-echo" in out
 
 
 #: a TCP echo server, and a client that sends a line every 0.5 s on one connection and
