@@ -386,8 +386,8 @@ def test_chart_accepts_unmodelled_keys_at_upstreams_default(helm: str, tmp_path:
         ({"preflight": {"tofqdnsPreCache": "/tmp/fqdn"}}, "preflight.tofqdnsPreCache"),
         ({"etcd": {"enabled": False, "endpoints": ["https://etcd:2379"]}}, "etcd"),
         (
-            {"hubble": {"ui": {"standalone": {"enabled": False, "extra": 1}}}},
-            "hubble.ui.standalone",
+            {"hubble": {"export": {"dynamic": {"enabled": False, "extra": 1}}}},
+            "hubble.export.dynamic",
         ),
         ({"azure": {"enabled": False, "resourceGroup": "rg"}}, "azure"),  # no recorded default
         ({"underlayProtocol": "ipv4"}, "underlayProtocol"),  # nothing recorded at all
@@ -436,9 +436,8 @@ def test_values_check_accepts_upstream_defaults_and_names_other_values() -> None
     assert _errors({"cni": {"iptablesRemoveAWSRules": False}}) == [aws]
     assert _errors({"gke": {"enabled": True}}) == ["gke"]  # true over false
     assert _errors({"gke": {"enabled": 0}}) == ["gke"]  # 0 is not false
-    assert _errors({"hubble": {"ui": {"standalone": {"tls": {"certsVolume": {"a": 1}}}}}}) == [
-        "hubble.ui.standalone"
-    ]
+    dynamic = {"hubble": {"export": {"dynamic": {"config": {"configMapName": "x"}}}}}
+    assert _errors(dynamic) == ["hubble.export.dynamic"]
     assert _errors({"cni": {"iptablesRemoveAWSRules": True}}, target="1.17.11") == [aws]
 
 
@@ -1650,3 +1649,39 @@ def test_keep_deprecated_labels_and_probes(helm: str, tmp_path: Path) -> None:
         assert "httpGet" not in live and "httpGet" in startup
     live, ready, _ = probes({"keepDeprecatedProbes": False})
     assert "exec" not in live and live["httpGet"]["path"] == ready["httpGet"]["path"] == "/healthz"
+
+
+def test_hubble_ui_standalone(helm: str, tmp_path: Path) -> None:
+    assert "hubble.ui.standalone" not in unmodelled_keys(CHART)
+    certs = {"projected": {"sources": [{"secret": {"name": "hubble-ui-certs-from-cilium"}}]}}
+    values = {
+        "agent": False,
+        "operator": {"enabled": False},
+        "envoy": {"enabled": False},
+        "hubble": {
+            "enabled": False,
+            "relay": {"tls": {"server": {"enabled": True}}},
+            "ui": {"enabled": True, "standalone": {"enabled": True, "tls": {"certsVolume": certs}}},
+        },
+    }
+    objs = [o for o in render(helm, values, tmp_path) if o["kind"] != "CustomResourceDefinition"]
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    # Only the UI: no agent, relay, or certificate of the chart's own.
+    assert names == {
+        ("ServiceAccount", "hubble-ui"),
+        ("ConfigMap", "hubble-ui-nginx"),
+        ("ClusterRole", "hubble-ui"),
+        ("ClusterRoleBinding", "hubble-ui"),
+        ("Service", "hubble-ui"),
+        ("Deployment", "hubble-ui"),
+    }
+    spec = find(objs, "Deployment", "hubble-ui")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "hubble-ui-client-certs")
+    assert volume == {"name": "hubble-ui-client-certs", **certs}
+    env = {e["name"]: e.get("value") for e in container(spec, "backend")["env"]}
+    assert env["TLS_TO_RELAY_ENABLED"] == "true"
+    # Not standalone: hubble.enabled=false means no UI, and the UI still needs relay.
+    off = merged(values, {"hubble": {"ui": {"standalone": {"enabled": False}}}})
+    assert not [o for o in render(helm, off, tmp_path) if o["metadata"]["name"] == "hubble-ui"]
+    with pytest.raises(RenderError, match=r"needs hubble\.relay\.enabled"):
+        render(helm, {"hubble": {"ui": {"enabled": True}}}, tmp_path)
