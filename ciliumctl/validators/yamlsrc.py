@@ -8,7 +8,7 @@ reported with its file and line while the other documents are still parsed. Dupl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache, partial
 from typing import Any
@@ -322,7 +322,12 @@ class _RsCheck:
         (callers skip texts whose first character no implicit resolver starts with)."""
         known = _PLAIN_STR.get(text)
         if known is None:
-            known = _plain_tag(text) == _STR_TAG or _RS_TYPED_IF_PLAIN.fullmatch(text) is not None
+            typed = _typed_matchers().get(text[:1], _typed_matchers().get(None))
+            known = (
+                typed is None
+                or typed(text) is None
+                or _RS_TYPED_IF_PLAIN.fullmatch(text) is not None
+            )
             if len(_PLAIN_STR) < 100_000:
                 _PLAIN_STR[text] = known
         return known
@@ -341,8 +346,39 @@ def _typed_first() -> frozenset[str]:
     return frozenset(key for key in table if key)
 
 
+@cache
+def _typed_matchers() -> dict[str | None, Callable[[str], object]]:
+    """First character -> one ``match`` over every implicit resolver PyYAML tries for a
+    plain scalar starting with it (None: the wildcard resolvers, for any other character):
+    a match means :func:`_plain_tag` is not the string tag, in one regex call."""
+    import yaml
+
+    table = yaml.SafeLoader.yaml_implicit_resolvers
+    wildcard = table.get(None, [])
+    out: dict[str | None, Callable[[str], object]] = {}
+    for first, resolvers in [*table.items(), (None, [])]:
+        if first is None and not wildcard:
+            continue
+        regexps = [regexp for _, regexp in [*(resolvers if first is not None else []), *wildcard]]
+        if any(regexp.flags & ~(re.VERBOSE | re.IGNORECASE | re.UNICODE) for regexp in regexps):
+            out[first] = _typed_by_resolver  # flags a scoped group cannot carry: ask PyYAML
+            continue
+        scoped = [
+            f"(?{'x' if regexp.flags & re.VERBOSE else ''}{'i' if regexp.flags & re.I else ''}:"
+            f"{regexp.pattern})"
+            for regexp in regexps
+        ]
+        out[first] = re.compile("|".join(scoped)).match
+    return out
+
+
+def _typed_by_resolver(text: str) -> bool | None:
+    return True if _plain_tag(text) != _STR_TAG else None
+
+
 def _plain_tag(text: str) -> str:
-    """The tag PyYAML gives ``text`` written as a plain scalar."""
+    """The tag PyYAML gives ``text`` written as a plain scalar (the reference of
+    :func:`_typed_matchers`)."""
     import yaml
 
     tag: str = _resolver().resolve(yaml.ScalarNode, text, (True, False))

@@ -120,3 +120,15 @@ def test_values_the_two_yaml_versions_read_differently() -> None:
     for value in ["0777", "0o17", "1e3", "yes", "on", "2001-01-01", "1:20", "=", "0X1F"]:
         for text in (f"a: {value}\n", f"a:\n- {value}\n", f"{value}: a\n"):
             _same(*_both(text))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=st.one_of(
+    st.sampled_from(TRICKY),
+    st.text(alphabet="0123456789+-._:eExXoObBtTyYnNfFlLaAuUsSiI~=<!&* \n", max_size=12),
+))  # fmt: skip
+def test_typed_matchers_agree_with_pyyaml(text: str) -> None:
+    matchers = yamlsrc._typed_matchers()
+    match = matchers.get(text[:1], matchers.get(None))
+    typed = match is not None and match(text) is not None
+    assert typed == (yamlsrc._plain_tag(text) != "tag:yaml.org,2002:str")
