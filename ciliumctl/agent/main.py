@@ -124,9 +124,9 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cilium-agent`` console script."""
-    logging.basicConfig(
-        level=logging.INFO, format="time=%(asctime)s level=%(levelname)s %(name)s: %(message)s"
-    )
+    from ciliumctl import daemonlog
+
+    daemonlog.setup()
     try:
         overrides, config_dir = parse_flags(sys.argv[1:] if argv is None else argv)
         config = AgentConfig.load(Path(config_dir) if config_dir else None, overrides)

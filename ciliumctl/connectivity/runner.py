@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ciliumctl.connectivity import catalog, deploy, flows, policies, scenarios
@@ -170,6 +171,9 @@ class Runner:
         self.collect_sysdump = collect_sysdump
         self.selection = validate_params(params)
         self.deadline = time.monotonic() + params.timeout if params.timeout else None
+        #: agents' log lines before this are not the run's (cilium-cli's check-log-errors
+        #: reads the logs since its start too); set when the run starts
+        self.started_at: datetime | None = None
         self.phases: dict[str, float] = {}
         self.monitor: flows.MonitorCollector | None = None
         self.features: Features | None = None
@@ -232,6 +236,7 @@ class Runner:
         """Carry out the run and return its results (raising only when it cannot run)."""
         params = self.params
         started = time.monotonic()
+        self.started_at = datetime.now(UTC)
         if params.cleanup_only:
             deploy.cleanup(self.client, params, self.log, self.context)
             return RunResult([], {"cleanup": time.monotonic() - started}, None)
@@ -783,7 +788,13 @@ class Runner:
         outcome = m.ActionOutcome(action, None)
         try:
             if action.check == "no-errors-in-logs":
-                data = self.client.pod_logs(ns, pod, action.src.container or None, timeout=60)
+                data = self.client.pod_logs(
+                    ns,
+                    pod,
+                    action.src.container or None,
+                    since_time=self.started_at,
+                    timeout=60,
+                )
                 outcome.exit_code, outcome.stdout = 0, data.decode("utf-8", "replace")
             else:
                 res = self.client.exec(

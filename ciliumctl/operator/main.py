@@ -197,9 +197,9 @@ def load_values(argv: Sequence[str]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cilium-operator`` / ``cilium-operator-generic``."""
-    logging.basicConfig(
-        level=logging.INFO, format="time=%(asctime)s level=%(levelname)s %(name)s: %(message)s"
-    )
+    from ciliumctl import daemonlog
+
+    daemonlog.setup()
     try:
         values = load_values(sys.argv[1:] if argv is None else argv)
         from ciliumctl.k8s import Client

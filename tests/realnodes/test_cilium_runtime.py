@@ -552,7 +552,7 @@ def test_a_policy_applied_behind_the_tests_back_fails_the_right_tests_with_the_d
     assert "expected: success (exit 0)" in out
     assert "dropped:  drop ingress 'Policy denied by denylist'" in out, out[-6000:]
     assert "on node real-node-" in out and "(agent kube-system/cilium-" in out
-    assert "policies selecting the endpoints: cilium-test-1/block-echo" in out
+    assert "policies selecting the endpoints: CiliumNetworkPolicy cilium-test-1/block-echo" in out
 
 
 #: a TCP echo server, and a client that sends a line every 0.5 s on one connection and

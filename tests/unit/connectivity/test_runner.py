@@ -385,3 +385,32 @@ def test_echo_servers_get_host_port_4000_only_where_cilium_serves_host_ports() -
         {"kube-proxy-replacement": "false", "enable-host-port": "true"}
     ).enabled
     assert not features.host_port(None).enabled
+
+
+def test_check_log_errors_reads_the_agents_logs_since_the_run_started() -> None:
+    """As cilium-cli's check-log-errors: an error logged before the run is not the run's."""
+    from ciliumctl.connectivity import model as m
+
+    class Logs(FakeCluster):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[dict[str, object]] = []
+
+        def pod_logs(self, namespace, pod, container=None, **kwargs) -> bytes:  # type: ignore[no-untyped-def]
+            self.asked.append({"pod": f"{namespace}/{pod}", **kwargs})
+            return b'level=info msg="ok"\n'
+
+    cluster = Logs()
+    r = runner.Runner(cluster, Params(), log=lambda _line: None, context="fake")
+    assert r.started_at is None
+    r.run()
+    assert r.started_at is not None and r.started_at.tzinfo is not None
+    agent = m.Peer("kube-system/cilium-0", "agent", node="n0", pod="kube-system/cilium-0")
+    action = m.Action(
+        "check-log-errors", "no-errors-in-logs", "n0", agent, m.Peer("", "none"),
+        m.Family.ANY, (), m.Expectation(), check="no-errors-in-logs",
+    )  # fmt: skip
+    outcome = r._exec(action)
+    assert outcome.exit_code == 0 and outcome.stdout == 'level=info msg="ok"\n'
+    assert cluster.asked[-1]["pod"] == "kube-system/cilium-0"
+    assert cluster.asked[-1]["since_time"] == r.started_at
