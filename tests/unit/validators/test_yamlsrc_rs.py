@@ -132,3 +132,16 @@ def test_typed_matchers_agree_with_pyyaml(text: str) -> None:
     match = matchers.get(text[:1], matchers.get(None))
     typed = match is not None and match(text) is not None
     assert typed == (yamlsrc._plain_tag(text) != "tag:yaml.org,2002:str")
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.from_regex(yamlsrc._RS_TYPED_IF_PLAIN, fullmatch=True), place=st.integers(0, 2))
+def test_yaml_rs_types_what_it_reads_as_quoted_if_a_string(text: str, place: int) -> None:
+    # The fast path takes a str with one of these texts for a quoted scalar: yaml_rs must
+    # never return them as strings when they are plain.
+    if yamlsrc._rs_loads() is None:
+        return
+    doc = ("a: {}", "- {}", "{}: a")[place].format(text)
+    data = yamlsrc._rs_loads()(doc, parse_datetime=False)
+    value = data[0] if isinstance(data, list) else next(iter(data.values() if place == 0 else data))
+    assert not isinstance(value, str)
