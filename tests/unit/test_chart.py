@@ -713,8 +713,8 @@ def test_chart_refuses_upstream_keys_it_does_not_model(helm: str, tmp_path: Path
     with pytest.raises(RenderError, match="not modelled by this chart") as err:
         render(helm, _nested(keys, "not-an-upstream-default"), tmp_path)
     assert all(key in str(err.value) for key in keys)
-    with pytest.raises(RenderError, match=r"would be ignored: loadBalancer\.l7 \("):
-        render(helm, {"loadBalancer": {"l7": {"backend": "envoy"}}}, tmp_path)
+    with pytest.raises(RenderError, match=r"would be ignored: loadBalancer\.experimental \("):
+        render(helm, {"loadBalancer": {"experimental": True}}, tmp_path)
     assert find(render(helm, _nested(keys, None), tmp_path), "DaemonSet", "cilium")
 
 

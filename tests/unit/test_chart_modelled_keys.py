@@ -1685,3 +1685,25 @@ def test_hubble_ui_standalone(helm: str, tmp_path: Path) -> None:
     assert not [o for o in render(helm, off, tmp_path) if o["metadata"]["name"] == "hubble-ui"]
     with pytest.raises(RenderError, match=r"needs hubble\.relay\.enabled"):
         render(helm, {"hubble": {"ui": {"enabled": True}}}, tmp_path)
+
+
+def test_load_balancer_l7(helm: str, tmp_path: Path) -> None:
+    assert "loadBalancer.l7" not in unmodelled_keys(CHART)
+    l7 = {"backend": "envoy", "ports": [80, "8080"], "algorithm": "least_request"}
+    data = config_of(helm, {"loadBalancer": {"l7": l7}}, tmp_path)
+    assert {k: data.get(k) for k in ("loadbalancer-l7", "loadbalancer-l7-ports")} == {
+        "loadbalancer-l7": "envoy",
+        "loadbalancer-l7-ports": "80 8080",
+    }
+    assert data["loadbalancer-l7-algorithm"] == "least_request"
+    # Envoy load-balancing works through CiliumEnvoyConfigs: the agent must handle them.
+    assert data["enable-envoy-config"] == "true"
+    plain = config_of(helm, {"loadBalancer": {"l7": {"backend": "envoy"}}}, tmp_path)
+    assert plain["loadbalancer-l7-ports"] == "" and plain["loadbalancer-l7-algorithm"] == (
+        "round_robin"
+    )
+    # Upstream's default (disabled) renders upstream's default cilium-config.
+    off = config_of(helm, {"loadBalancer": {"l7": {"backend": "disabled"}}}, tmp_path)
+    assert {k: v for k, v in off.items() if k != "cluster-name"} == UPSTREAM_DEFAULT_CONFIG
+    with pytest.raises(RenderError, match="l7Proxy=true"):
+        render(helm, {"loadBalancer": {"l7": {"backend": "envoy"}}, "l7Proxy": False}, tmp_path)

@@ -8,9 +8,14 @@ and the ingress controller. Arguments: (list $ <config dict>); the keys are set 
 {{- $v := $ctx.Values -}}
 {{- $gw := $v.gatewayAPI -}}
 {{- $ing := $v.ingressController -}}
-{{- if or $v.envoyConfig.enabled $gw.enabled $ing.enabled -}}
+{{- $l7 := $v.loadBalancer.l7 -}}
+{{- if not (has $l7.backend (list "disabled" "envoy")) -}}
+{{- fail (printf "loadBalancer.l7.backend must be disabled or envoy, not %q" (toString $l7.backend)) -}}
+{{- end -}}
+{{- $l7lb := eq $l7.backend "envoy" -}}
+{{- if or $v.envoyConfig.enabled $gw.enabled $ing.enabled $l7lb -}}
 {{- if not $v.l7Proxy -}}
-{{- fail "envoyConfig, gatewayAPI and ingressController need l7Proxy=true" -}}
+{{- fail "envoyConfig, gatewayAPI, ingressController and loadBalancer.l7 need l7Proxy=true" -}}
 {{- end -}}
 {{- $_ := set $d "enable-envoy-config" "true" -}}
 {{- $_ := set $d "envoy-config-retry-interval" (toString $v.envoyConfig.retryInterval) -}}
@@ -54,6 +59,11 @@ and the ingress controller. Arguments: (list $ <config dict>); the keys are set 
 {{- $_ := set $d "ingress-hostnetwork-nodelabelselector" (include "cilium.labelSelectorString" $ing.hostNetwork.nodes.matchLabels) -}}
 {{- with $ing.defaultSecretNamespace -}}{{- $_ := set $d "ingress-default-secret-namespace" . -}}{{- end -}}
 {{- with $ing.defaultSecretName -}}{{- $_ := set $d "ingress-default-secret-name" . -}}{{- end -}}
+{{- end -}}
+{{- if $l7lb -}}
+{{- $_ := set $d "loadbalancer-l7" "envoy" -}}
+{{- $_ := set $d "loadbalancer-l7-ports" (join " " ($l7.ports | default list)) -}}
+{{- $_ := set $d "loadbalancer-l7-algorithm" $l7.algorithm -}}
 {{- end -}}
 {{- end -}}
 
