@@ -16,6 +16,10 @@ from typing import Any, Protocol
 from ciliumctl import __version__
 
 CLIENT_VERSION = __version__
+#: What the project's runtime (cilium-agent, cilium-dbg) reports as its Cilium version: the
+#: release whose agent it stands in for, marked as this project's build. Tools strip the
+#: suffix (cilium-cli gates its tests on the numeric part).
+RUNTIME_VERSION = "1.18.0-ciliumctl"
 
 
 def chart_dir() -> Path:

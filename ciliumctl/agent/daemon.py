@@ -43,12 +43,13 @@ from ciliumctl.datapath.model import Protocol, ReservedIdentity
 from ciliumctl.errors import CiliumctlError
 from ciliumctl.validators.labels import build_filter
 from ciliumctl.validators.policy_model import API_VERSION as CILIUM_API
+from ciliumctl.versions import RUNTIME_VERSION
 
 log = logging.getLogger("cilium-agent")
 
 #: Local (node-scoped) identities for CIDRs start here, as upstream's.
 CIDR_IDENTITY_BASE = 1 << 24
-VERSION = "1.18.0-ciliumctl"
+VERSION = RUNTIME_VERSION
 
 
 class Controller:

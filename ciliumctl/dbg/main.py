@@ -47,7 +47,7 @@ def jsonpath(template: str, data: Any) -> str:
 
     def value(match: re.Match[str]) -> str:
         node = data
-        for part in re.findall(r"[^.\[\]]+|\[\d+\]", match.group(1)):
+        for part in re.findall(r"[^.\[\]]+|\[\d+\]", match.group(1).removeprefix("$")):
             try:
                 node = node[int(part[1:-1])] if part.startswith("[") else node[part]
             except (KeyError, IndexError, TypeError) as exc:
@@ -278,6 +278,33 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_version(args: argparse.Namespace) -> int:
+    """``version``: this client's and the running agent's version, as upstream's
+    (cilium-cli reads ``-o jsonpath={$.Daemon.Version}``); without an agent, the client's
+    alone and exit 1."""
+    import platform
+
+    from ciliumctl.versions import RUNTIME_VERSION
+
+    arch = f"{platform.system().lower()}/{platform.machine()}"
+    info = {"Version": RUNTIME_VERSION, "Revision": "", "Arch": arch}
+    data: dict[str, Any] = {"Client": info}
+    error = None
+    try:
+        data["Daemon"] = {**info, "Version": _client(args).get("/v1/healthz")["version"]}
+    except CiliumctlError as exc:
+        error = exc
+    _emit(
+        args,
+        data,
+        lambda d: "".join(f"{k}: {v['Version']} {v['Arch']}\n" for k, v in d.items()),
+    )
+    if error is not None:
+        sys.stderr.write(f"Error: {error}\n")
+        return 1
+    return 0
+
+
 def cmd_build_config(args: argparse.Namespace) -> int:
     from ciliumctl.dbg.buildconfig import BuildConfigOptions, compute, write
     from ciliumctl.k8s import Client
@@ -344,6 +371,7 @@ def parser() -> argparse.ArgumentParser:
     p = cmd("map", cmd_map, help="BPF maps")
     p.add_argument("action", choices=["list", "get"])
     p.add_argument("name", nargs="?")
+    cmd("version", cmd_version, help="client and agent versions")
     p = cmd("metrics", cmd_metrics, help="the agent's metrics")
     p.add_argument("action", choices=["list"])
     p.add_argument("-p", "--match-pattern", help="only metrics whose name matches this regex")

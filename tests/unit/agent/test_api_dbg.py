@@ -311,3 +311,19 @@ def test_jsonpath_output_as_cilium_cli_asks_for_the_policy_revision(
         dbg.main(["-H", f"unix://{sock}", "status", "-o", "yaml"])
     assert usage.value.code == 2
     assert "use json or jsonpath=" in capsys.readouterr().err
+
+
+def test_version_as_cilium_cli_reads_it(
+    agent: tuple[Agent, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ciliumctl.versions import RUNTIME_VERSION
+
+    _a, sock = agent
+    code, out, _ = run_dbg(sock, "version", "-o", "jsonpath={$.Daemon.Version}", capsys=capsys)
+    assert (code, out) == (0, RUNTIME_VERSION)
+    code, out, _ = run_dbg(sock, "version", capsys=capsys)
+    assert code == 0 and out.startswith(f"Client: {RUNTIME_VERSION} ")
+    assert f"\nDaemon: {RUNTIME_VERSION} " in out
+    code, out, err = run_dbg(str(tmp_path / "none.sock"), "version", capsys=capsys)
+    assert code == 1 and out.startswith("Client: ") and "Daemon" not in out
+    assert "cannot reach the agent" in err
