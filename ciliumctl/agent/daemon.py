@@ -770,7 +770,12 @@ class Agent:
                     if self.health is not None
                     else {"state": "Disabled", "msg": "enable-health-checking=false"}
                 ),
-                "nodes": [{"name": self.node_name, "primary-address": {"ipv4": self.node_ip}}],
+                "nodes": [
+                    {
+                        "name": self.node_name,
+                        "primary-address": {"ipv4": {"enabled": True, "ip": self.node_ip or ""}},
+                    }
+                ],
             },
             "ipam": self.ipam.status(),
             "encryption": {"mode": "Disabled"},
