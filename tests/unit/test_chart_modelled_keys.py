@@ -1707,3 +1707,32 @@ def test_load_balancer_l7(helm: str, tmp_path: Path) -> None:
     assert {k: v for k, v in off.items() if k != "cluster-name"} == UPSTREAM_DEFAULT_CONFIG
     with pytest.raises(RenderError, match="l7Proxy=true"):
         render(helm, {"loadBalancer": {"l7": {"backend": "envoy"}}, "l7Proxy": False}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "base", "kind", "name"),
+    [
+        ("clustermesh.apiserver", CLUSTERMESH, "Deployment", "clustermesh-apiserver"),
+        ("envoy", {}, "DaemonSet", "cilium-envoy"),
+    ],
+)
+def test_pod_scheduling_maps_are_free_form(
+    helm: str, tmp_path: Path, prefix: str, base: Obj, kind: str, name: str
+) -> None:
+    """affinity, nodeSelector, updateStrategy and podSecurityContext take any Kubernetes
+    fields (as upstream's schema does), not only the ones of the chart's defaults."""
+    extra = {
+        "affinity": {"nodeAffinity": NODE_AFFINITY},
+        "nodeSelector": {"pool": "edge"},
+        "podSecurityContext": {"runAsNonRoot": False},
+    }
+    if prefix == "envoy":
+        extra["updateStrategy"] = {"type": "OnDelete", "rollingUpdate": None}
+    objs = render(helm, merged(base, nested(prefix, extra)), tmp_path)
+    obj = find(objs, kind, name)
+    spec = obj["spec"]["template"]["spec"]
+    assert spec["affinity"]["nodeAffinity"] == NODE_AFFINITY
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux", "pool": "edge"}
+    assert spec["securityContext"]["runAsNonRoot"] is False
+    if prefix == "envoy":
+        assert obj["spec"]["updateStrategy"] == {"type": "OnDelete"}
