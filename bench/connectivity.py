@@ -66,7 +66,7 @@ def implemented_tests(selected: list[str]) -> list[str]:
     when given, else each implemented test by its anchored name."""
     from ciliumctl.connectivity.catalog import IMPLEMENTED
 
-    return selected or [f"^{spec.name}$" for spec in IMPLEMENTED]
+    return selected or [f"^{spec.name}/" for spec in IMPLEMENTED]
 
 
 def upstream(cli: Path, kubeconfig: str, namespace: str, tests: list[str]) -> dict:  # type: ignore[type-arg]

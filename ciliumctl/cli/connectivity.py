@@ -51,8 +51,8 @@ def test(
         list[str] | None,
         typer.Option(
             "--test",
-            help="Run tests matching one of these regexes; '!' excludes; "
-            "'test/scenario' narrows to scenarios.",
+            help="Run scenarios whose 'test/scenario' name matches one of these regexes, "
+            "as cilium-cli; '!' excludes ('^no-policies/' is one test).",
         ),
     ] = None,
     list_tests: Annotated[

@@ -133,12 +133,14 @@ def validate_params(params: Params) -> Selection:
     if params.parallel_actions < 1:
         raise UsageError(f"invalid --parallel-actions {params.parallel_actions}", "use 1 or more")
     selection = parse(params.tests)
-    names = [t.name for t in catalog.IMPLEMENTED] + list(catalog.NOT_IMPLEMENTED)
+    names = [f"{t.name}/{s.name}" for t in catalog.IMPLEMENTED for s in t.scenarios]
+    names += [f"{n}/" for n in catalog.NOT_IMPLEMENTED]
     unknown = selection.matches_nothing(names)
     if unknown:
         raise UsageError(
             f"--test {', '.join(unknown)} matches no test",
-            "see `cilium connectivity test --list-tests` for the test names",
+            "entries are searched in 'test/scenario' names, as cilium-cli does ('^name/' "
+            "selects one test); see `cilium connectivity test --list-tests`",
         )
     return selection
 
@@ -149,7 +151,16 @@ def plan(selection: Selection) -> list[tuple[str, catalog.TestSpec | None]]:
     ordered = [t.name for t in catalog.IMPLEMENTED if t.stage == "concurrent"]
     ordered += list(catalog.NOT_IMPLEMENTED)
     ordered += [t.name for t in catalog.IMPLEMENTED if t.stage == "final"]
-    return [(n, spec_by_name.get(n)) for n in ordered if selection.test_selected(n)]
+    return [
+        (n, spec_by_name.get(n))
+        for n in ordered
+        if selection.test_selected(n, _scenarios(spec_by_name.get(n)))
+    ]
+
+
+def _scenarios(spec: catalog.TestSpec | None) -> tuple[str, ...]:
+    """A test's scenario names; ``("",)`` (the name alone) for one not implemented here."""
+    return tuple(s.name for s in spec.scenarios) if spec is not None else ("",)
 
 
 class Runner:

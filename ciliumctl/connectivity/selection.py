@@ -1,13 +1,17 @@
-"""``--test``: regular expressions selecting tests as cilium-cli does.
+"""``--test``: regular expressions selecting scenarios as cilium-cli does.
 
-Each entry is a regex searched in the test name; a leading ``!`` excludes instead. An entry
-``test/scenario`` (or ``/scenario`` for any test) narrows to scenarios of the matching
-tests. With no inclusive entry, every test is selected except the excluded ones.
+Each entry is a regex searched in a scenario's full name, ``test/scenario`` (for example
+``no-policies/pod-to-pod``); a leading ``!`` excludes instead. A scenario runs when no
+exclusion matches it and, if there are inclusive entries, one of them does; a test runs
+when one of its scenarios does. So ``no-policies/`` selects that test (and every test
+whose name ends in ``no-policies``), ``^no-policies/`` exactly that one, ``/pod-to-world``
+that scenario in every test, and ``!-knp/`` excludes the KNP variants.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ciliumctl.errors import UsageError
@@ -16,8 +20,7 @@ from ciliumctl.errors import UsageError
 @dataclass(frozen=True)
 class _Rule:
     negate: bool
-    test: re.Pattern[str]
-    scenario: re.Pattern[str] | None
+    regex: re.Pattern[str]
     text: str
 
 
@@ -27,55 +30,43 @@ class Selection:
 
     rules: tuple[_Rule, ...]
 
-    @property
-    def _includes(self) -> list[_Rule]:
-        return [r for r in self.rules if not r.negate]
-
-    def test_selected(self, name: str) -> bool:
-        """Is test ``name`` to run (before feature checks)?"""
-        for rule in self.rules:
-            if rule.negate and rule.scenario is None and rule.test.search(name):
-                return False
-        includes = self._includes
-        return not includes or any(r.test.search(name) for r in includes)
-
     def scenario_selected(self, test: str, scenario: str) -> bool:
-        """Is scenario ``scenario`` of selected test ``test`` to run?"""
-        for rule in self.rules:
-            if (
-                rule.negate
-                and rule.scenario is not None
-                and rule.test.search(test)
-                and rule.scenario.search(scenario)
-            ):
-                return False
-        narrowing = [r for r in self._includes if r.scenario is not None and r.test.search(test)]
-        if not narrowing:
-            return True
-        return any(r.scenario is not None and r.scenario.search(scenario) for r in narrowing)
+        """Does scenario ``test/scenario`` run?"""
+        full = f"{test}/{scenario}"
+        if any(r.negate and r.regex.search(full) for r in self.rules):
+            return False
+        includes = [r for r in self.rules if not r.negate]
+        return not includes or any(r.regex.search(full) for r in includes)
 
-    def matches_nothing(self, names: list[str]) -> list[str]:
-        """The inclusive entries that match none of ``names`` (to tell the user)."""
-        return [r.text for r in self._includes if not any(r.test.search(n) for n in names)]
+    def test_selected(self, name: str, scenarios: Iterable[str] = ("",)) -> bool:
+        """Does test ``name`` run: does one of its ``scenarios`` (its name alone, ``name/``,
+        for a test whose scenarios are not known here)?"""
+        return any(self.scenario_selected(name, s) for s in scenarios)
+
+    def matches_nothing(self, full_names: list[str]) -> list[str]:
+        """The inclusive entries that match none of ``full_names`` (``test/scenario``)."""
+        return [
+            r.text
+            for r in self.rules
+            if not r.negate and not any(r.regex.search(n) for n in full_names)
+        ]
 
 
 def parse(entries: list[str]) -> Selection:
-    """Compile ``--test`` values; a malformed regex is a usage error naming it."""
+    """Compile ``--test`` values (comma-separated too); a malformed regex is a usage error
+    naming it."""
     rules = []
     for raw in entries:
         for text in (part.strip() for part in raw.split(",")):
             if not text:
                 continue
             negate = text.startswith("!")
-            body = text[1:] if negate else text
-            test_part, slash, scenario_part = body.partition("/")
             try:
-                test_re = re.compile(test_part)
-                scenario_re = re.compile(scenario_part) if slash else None
+                regex = re.compile(text[1:] if negate else text)
             except re.error as exc:
                 raise UsageError(
                     f"invalid --test {text!r}: {exc}",
-                    "use a regular expression such as 'no-policies' or '!-knp$'",
+                    "use a regular expression such as 'no-policies/' or '!-knp/'",
                 ) from exc
-            rules.append(_Rule(negate, test_re, scenario_re, text))
+            rules.append(_Rule(negate, regex, text))
     return Selection(tuple(rules))

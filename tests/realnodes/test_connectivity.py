@@ -53,9 +53,9 @@ def test_no_policies_pass_and_policy_tests_are_skipped_on_the_bridge_cni(
         "--test",
         "^no-policies",
         "--test",
-        "^client-ingress$",
+        "^client-ingress/",
         "--test",
-        "^echo-ingress$",
+        "^echo-ingress/",
         "--junit-file",
         str(junit),
         "--junit-property",
@@ -93,11 +93,9 @@ def test_selection_exclusion_and_a_failing_path_explained(
         "connectivity",
         "test",
         "--test",
-        "no-policies",
+        "no-policies/pod-to-pod$",
         "--test",
         "!extra|outside",
-        "--test",
-        "no-policies/pod-to-pod$",
     )
     assert code == 0, out
     assert "Test [no-policies] [1/1]" in out
@@ -117,7 +115,7 @@ def test_selection_exclusion_and_a_failing_path_explained(
             "connectivity",
             "test",
             "--test",
-            "^no-policies$/pod-to-service",
+            "^no-policies/pod-to-service",
             "--request-timeout",
             "3s",
         )

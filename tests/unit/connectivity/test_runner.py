@@ -19,7 +19,7 @@ def run(cluster: FakeCluster, **kw: object) -> tuple[runner.RunResult, list[str]
 
 def test_no_policies_on_a_cluster_without_cilium() -> None:
     cluster = FakeCluster()
-    result, lines = run(cluster, tests=["^no-policies", "^client-ingress$", "^health$"])
+    result, lines = run(cluster, tests=["^no-policies", "^client-ingress/", "^health/"])
     (ns,) = result.runs
     by = {t.name: t for t in ns.tests}
     assert not by["no-policies"].failed and by["no-policies"].outcomes
@@ -66,7 +66,7 @@ def test_failed_actions_are_explained_and_exit_status_reported() -> None:
         return Exec(b"", b"", 0)
 
     cluster = FakeCluster(rule=rule)
-    result, _ = run(cluster, tests=["^no-policies$"], flow_validation="disabled")
+    result, _ = run(cluster, tests=["^no-policies/"], flow_validation="disabled")
     assert result.failed
     text = "\n".join(report.render(result))
     assert "📋 Test Report [cilium-test-1]" in text
@@ -120,7 +120,7 @@ def test_policies_are_applied_and_removed_when_agents_exist(
         "metadata": {"name": "cilium-config", "namespace": "kube-system"},
         "data": {"enable-policy": "default"},
     }
-    result, lines = run(cluster, tests=["^echo-ingress$"], flow_validation="disabled", verbose=True)
+    result, lines = run(cluster, tests=["^echo-ingress/"], flow_validation="disabled", verbose=True)
     (test,) = result.runs[0].tests
     assert not test.failed, report.render(result)
     assert seen and all(names == ["echo-ingress-from-other-client"] for names in seen)
@@ -154,7 +154,7 @@ def test_policy_listed_in_failure_explanation() -> None:
     cluster.rule = lambda pod, cmd: Exec(
         b"", b"", 28 if cmd[0] == "curl" and cmd[-1].startswith("http://10.") else 0
     )
-    result, _ = run(cluster, tests=["^no-policies$"], flow_validation="disabled")
+    result, _ = run(cluster, tests=["^no-policies/"], flow_validation="disabled")
     text = "\n".join(report.render(result))
     assert "policies selecting the endpoints: CiliumNetworkPolicy cilium-test-1/block-echo" in text
 
@@ -177,7 +177,7 @@ def test_actions_run_in_parallel_and_the_run_timeout_stops_further_tests() -> No
     cluster.rule = rule
     start = time.monotonic()
     result, _ = run(
-        cluster, tests=["^no-policies$", "^no-policies-extra$"], timeout=1.0, parallel_actions=8
+        cluster, tests=["^no-policies/", "^no-policies-extra/"], timeout=1.0, parallel_actions=8
     )
     elapsed = time.monotonic() - start
     assert active["max"] > 1
@@ -193,9 +193,9 @@ def test_actions_run_in_parallel_and_the_run_timeout_stops_further_tests() -> No
 
 def test_single_node_needs_the_flag_and_then_deploys_less() -> None:
     with pytest.raises(runner.ConnectivityError, match="pass --single-node"):
-        run(FakeCluster(nodes=1), tests=["^no-policies$"])
+        run(FakeCluster(nodes=1), tests=["^no-policies/"])
     cluster = FakeCluster(nodes=1)
-    result, _ = run(cluster, tests=["^no-policies$"], single_node=True)
+    result, _ = run(cluster, tests=["^no-policies/"], single_node=True)
     deps = {o["metadata"]["name"] for o in cluster.list("apps/v1", "Deployment", "cilium-test-1")}
     assert deps == {"client", "client2", "echo-same-node"}
     assert not result.failed
@@ -205,7 +205,7 @@ def test_concurrency_uses_suffixed_namespaces_and_cleanup_removes_them() -> None
     cluster = FakeCluster()
     result, _ = run(
         cluster,
-        tests=["^no-policies$", "^no-policies-extra$"],
+        tests=["^no-policies/", "^no-policies-extra/"],
         test_concurrency=2,
         test_namespace="ct",
     )
@@ -220,12 +220,12 @@ def test_concurrency_uses_suffixed_namespaces_and_cleanup_removes_them() -> None
 
 def test_existing_objects_are_kept_unless_force_deploy() -> None:
     cluster = FakeCluster()
-    run(cluster, tests=["^no-policies$"])
+    run(cluster, tests=["^no-policies/"])
     pod_before = {k for k in cluster.objects if k[0] == "Pod"}
-    run(cluster, tests=["^no-policies$"])
+    run(cluster, tests=["^no-policies/"])
     assert {k for k in cluster.objects if k[0] == "Pod"} == pod_before
     cluster._ip = 100
-    _, lines = run(cluster, tests=["^no-policies$"], force_deploy=True)
+    _, lines = run(cluster, tests=["^no-policies/"], force_deploy=True)
     assert any(
         line.startswith("🔥 [fake] Deleting deployment cilium-test-1/client") for line in lines
     )
@@ -248,7 +248,7 @@ def test_bad_flags_are_refused_before_anything_changes() -> None:
 
 def test_junit_document() -> None:
     cluster = FakeCluster()
-    result, _ = run(cluster, tests=["^no-policies$", "^client-ingress$"])
+    result, _ = run(cluster, tests=["^no-policies/", "^client-ingress/"])
     root = ET.fromstring(report.junit_xml(result, {"ci": "yes"}, ["connectivity", "test"]))
     assert root.tag == "testsuites"
     assert (root.get("tests"), root.get("failures"), root.get("disabled")) == ("2", "0", "1")
@@ -284,11 +284,11 @@ def test_strict_flow_validation_fails_closed_when_the_monitor_breaks() -> None:
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
         }
     # the fake's exec_stream raises: no monitor events can be read
-    result, _ = run(cluster, tests=["^no-policies$"], flow_validation="strict")
+    result, _ = run(cluster, tests=["^no-policies/"], flow_validation="strict")
     (test,) = result.runs[0].tests
     assert test.failed and all(not o.passed for o in test.outcomes)
     assert "flows unavailable: monitor in kube-system/cilium-0" in test.outcomes[0].failure
-    warn, _ = run(cluster, tests=["^no-policies$"], flow_validation="warning")
+    warn, _ = run(cluster, tests=["^no-policies/"], flow_validation="warning")
     (test,) = warn.runs[0].tests
     assert not test.failed and test.outcomes[0].flow_warnings
 
