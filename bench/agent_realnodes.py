@@ -105,8 +105,8 @@ def _first_after(client: Client, state: str, since: float, timeout: float = 15.0
     raise SystemExit(f"no '{state}' probe within {timeout}s of the policy change")
 
 
-def _agent_rss_mib(node: str) -> float:
-    pid = rn.node_process("cilium-agent", node)
+def _agent_rss_mib(node: str, cluster: str = "ab-cilium") -> float:
+    pid = rn.node_process("cilium-agent", node, cluster)
     status = Path(f"/proc/{pid}/status").read_text()
     kib = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
     return round(kib / 1024, 1)

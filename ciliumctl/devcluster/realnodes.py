@@ -159,10 +159,18 @@ def check_host() -> None:
 _PF_KTHREAD = 0x00200000  # the flags field of /proc/PID/stat: a kernel thread
 
 
-def node_process(program: str, node: str) -> int:
+def node_cgroup(cluster: str, node: str) -> str:
+    """The cgroup root of a real node (everything it runs lives below it)."""
+    return f"ciliumctl.{cluster}.{node}"
+
+
+def node_process(program: str, node: str, cluster: str | None = None) -> int:
     """The host pid of the one ``program`` process (a container's, by its command line)
-    whose environment says it serves ``node`` (``K8S_NODE_NAME``): real nodes share the
-    machine's PID namespace, so a test or bench can signal or measure it directly."""
+    whose environment says it serves ``node`` (``K8S_NODE_NAME``) and, given ``cluster``,
+    that runs in that cluster's node (another dev cluster may have a node of the same
+    name): real nodes share the machine's PID namespace, so a test or bench can signal or
+    measure it directly."""
+    marker = f":/{node_cgroup(cluster, node)}/".encode() if cluster else None
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -175,6 +183,12 @@ def node_process(program: str, node: str) -> int:
         if any(a.endswith(program.encode()) for a in argv[:2]) and (
             f"K8S_NODE_NAME={node}".encode() in env
         ):
+            if marker is not None:
+                try:
+                    if marker not in (entry / "cgroup").read_bytes():
+                        continue
+                except OSError:
+                    continue
             found.append(int(entry.name))
     if len(found) != 1:
         raise DevClusterError(f"{len(found)} {program} processes serve {node}: {found}")
@@ -498,7 +512,7 @@ class NodeRunner:
             ip6=self.addr.node_ip6(index),
             netns=self.addr.node_ns(name),
             dir=str(self.state_dir / "nodes" / name),
-            cgroup=f"ciliumctl.{self.cluster}.{name}",
+            cgroup=node_cgroup(self.cluster, name),
         )
 
     # -- pieces

@@ -451,7 +451,7 @@ def test_one_unhealthy_agent_shows_in_cilium_status_by_pod(
 
     sick = _agents(client)[NODES[1]]["metadata"]["name"]
     well = _agents(client)[NODES[0]]["metadata"]["name"]
-    pid = realnodes.node_process("cilium-agent", NODES[1])
+    pid = realnodes.node_process("cilium-agent", NODES[1], cluster.name)
     os.kill(pid, signal.SIGSTOP)
     try:
         run = _cilium(cluster, "status", "-o", "json")

@@ -152,6 +152,9 @@ def test_node_process_finds_the_one_process_serving_a_node() -> None:
         assert realnodes.node_process("sleep", "unit-node-x") == proc.pid
         with pytest.raises(DevClusterError, match="0 sleep processes serve unit-node-y"):
             realnodes.node_process("sleep", "unit-node-y")
+        # scoped to a dev cluster: a same-named node of another cluster is not it
+        with pytest.raises(DevClusterError, match="0 sleep processes serve unit-node-x"):
+            realnodes.node_process("sleep", "unit-node-x", cluster="other")
     finally:
         proc.kill()
         proc.wait()
