@@ -107,6 +107,18 @@ def upstream(cli: Path, kubeconfig: str, namespace: str, tests: list[str]) -> di
 
 
 IMAGES = dict(UPSTREAM_IMAGES)
+#: namespaces cilium-cli creates besides its test namespace
+UPSTREAM_EXTRA_NAMESPACES = ("cilium-test-ccnp1", "cilium-test-ccnp2")
+
+
+def gone(client: Client, namespace: str, timeout: float = 300.0) -> None:
+    """Delete a namespace and wait until it no longer exists (bounded)."""
+    client.delete("v1", "Namespace", namespace)
+    deadline = time.monotonic() + timeout
+    while client.get_or_none("v1", "Namespace", namespace) is not None:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"namespace {namespace} still exists after {timeout:.0f}s")
+        time.sleep(1)
 
 
 def main() -> None:
@@ -141,12 +153,17 @@ def main() -> None:
         out["cni"] = args.cni
     try:
         client = Client(kubeconfig, args.context)
-        client.delete("v1", "Namespace", "ct-bench-1")
+        gone(client, "ct-bench-1")
         out["cold"] = ours(kubeconfig, args.context, "ct-bench", tests)
         out["warm"] = ours(kubeconfig, args.context, "ct-bench", tests)
         out["suite_within_goal"] = out["cold"]["wall_seconds"] <= 180
         if args.cilium_cli.exists():
+            # both suites' echo pods take hostPort 4000: ours go first, and theirs start cold
+            for ns in ("ct-bench-1", "ct-upstream-1", *UPSTREAM_EXTRA_NAMESPACES):
+                gone(client, ns)
             out["cilium_cli"] = upstream(args.cilium_cli, kubeconfig, "ct-upstream", tests)
+            for ns in ("ct-upstream-1", *UPSTREAM_EXTRA_NAMESPACES):
+                gone(client, ns)
             theirs = out["cilium_cli"].get("wall_seconds")
             if theirs and out["cilium_cli"].get("exit_code") == 0:
                 out["ratio_to_cilium_cli"] = round(out["cold"]["wall_seconds"] / theirs, 3)
