@@ -3,7 +3,8 @@
 # `cilium install` (the agent and operator images built and signed here, from the cluster's
 # registry), `cilium status --wait` with every agent's own status, and a CiliumNetworkPolicy
 # enforced: the allowed port answers, the other is dropped and `cilium-dbg monitor` says
-# "Policy denied". Needs root; left running.
+# "Policy denied"; then `cilium connectivity test` (a subset) against it. Needs root; left
+# running.
 set -euo pipefail
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -83,6 +84,10 @@ wait "$monitor" || true
 step "cilium-dbg monitor --type drop in the agent of real-node-0"
 grep -v '^command terminated' /tmp/ciliumctl-demo-drops.txt || true  # timeout's exit 124
 rm -f /tmp/ciliumctl-demo-drops.txt
+
+step "cilium connectivity test against the project's agent: a subset that fits in about a minute (the whole suite: no --test)"
+cilium connectivity test --test '^no-policies/' --test '^client-ingress/' \
+  --test '^all-ingress-deny/' --test '^health/' --timeout 5m | grep -v 'Skipping test'
 
 cat <<'NEXT'
 
