@@ -81,6 +81,10 @@ def upstream(cli: Path, kubeconfig: str, namespace: str, tests: list[str]) -> di
         IMAGES["json_mock_image"],
         "--dns-test-server-image",
         IMAGES["dns_test_server_image"],
+        # its L7 load-balancer pod runs the echo image too (waited for even when the
+        # L7 tests are skipped); the dev cluster has this project's echo server
+        "--echo-image",
+        IMAGES["json_mock_image"],
         "--hubble=false",
         "--flow-validation=disabled",
     ]

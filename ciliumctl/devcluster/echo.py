@@ -132,15 +132,27 @@ def serve(
     return servers
 
 
+#: flags of the gateway-api echo server (cilium-cli's ``--echo-image``) accepted and ignored
+UPSTREAM_ECHO_FLAGS = ("--tcp", "--grpc", "--tls=", "--crt", "--key")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the echo image."""
-    parser = argparse.ArgumentParser(prog="echo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="echo", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     parser.add_argument("--address", default=os.environ.get("ADDRESS") or default_address())
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
+    # repeated as the gateway-api echo server's ``--port=8080 --port=8443``: HTTP on the first
+    parser.add_argument("--port", type=int, action="append")
     parser.add_argument("--tls-port", type=int, default=int(os.environ.get("TLS_PORT") or 8443))
     parser.add_argument("--tls-cert", default=os.environ.get("TLS_CERT"))
     parser.add_argument("--tls-key", default=os.environ.get("TLS_KEY"))
-    opts = parser.parse_args(argv)
+    # that server's other listeners (--tcp, --grpc, --tls, --crt, --key) are not served here:
+    # cilium-cli passes them to the echo image it runs for its L7 load-balancer pod
+    opts, ignored = parser.parse_known_args(argv)
+    if any(not arg.startswith(UPSTREAM_ECHO_FLAGS) for arg in ignored):
+        parser.error(f"unrecognized arguments: {' '.join(ignored)}")
+    opts.port = opts.port[0] if opts.port else int(os.environ.get("PORT") or 8080)
     if bool(opts.tls_cert) != bool(opts.tls_key):
         parser.error("HTTPS needs both --tls-cert/TLS_CERT and --tls-key/TLS_KEY")
     tls = (opts.tls_cert, opts.tls_key) if opts.tls_cert else None

@@ -82,3 +82,30 @@ def test_echo_rejects_half_a_tls_setting() -> None:
         timeout=20,
     )
     assert out.returncode == 2 and "TLS_KEY" in out.stderr
+
+
+def test_echo_takes_the_gateway_api_echo_servers_flags_as_cilium_cli_passes_them() -> None:
+    """cilium-cli runs its --echo-image with ``--tcp=9090 --port=8080 --grpc=7070
+    --port=8443 --tls=8443 --crt=... --key=...``: HTTP is served on the first --port; the
+    other listeners are ignored; a flag of neither kind is still refused."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ciliumctl.devcluster.echo", "--address", "127.0.0.1",
+         "--tcp=9090", f"--port={port}", "--grpc=7070", "--port=8443", "--tls=8443",
+         "--crt=/cert.crt", "--key=/cert.key"],
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _wait(port, proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert resp.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    out = subprocess.run(
+        [sys.executable, "-m", "ciliumctl.devcluster.echo", "--bogus=1"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert out.returncode == 2 and "unrecognized arguments: --bogus=1" in out.stderr
