@@ -396,9 +396,12 @@ class Agent:
         if self._sync_cidr_identities():
             self.endpoints.regenerate_all("policy and CIDR identities changed")
         else:
+            regenerated = set()
             for ep in self.endpoints.list():
                 if selects(before, ep.security_labels) or selects(after, ep.security_labels):
                     self.endpoints.regenerate(ep, "policy changed")
+                    regenerated.add(ep.id)
+            self.endpoints.bump_revision(self.repository.revision, regenerated)
         self._update_gauges()
 
     def _sync_cidr_identities(self) -> bool:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ciliumctl.agent import labels as lbl
@@ -403,6 +403,16 @@ class EndpointManager:
             self.publish(ep)
             ep.published = cep
         return changed
+
+    def bump_revision(self, revision: int, regenerated: set[int]) -> None:
+        """A policy change that does not select an endpoint leaves its policy as it is, so
+        its realized revision moves to ``revision`` without a regeneration, as upstream's
+        endpoints do: tools (cilium-cli) wait until every endpoint has realized the new
+        revision."""
+        with self._lock:
+            for ep in self.list():
+                if ep.id not in regenerated and ep.result and ep.result.revision < revision:
+                    ep.result = replace(ep.result, revision=revision)
 
     def regenerate_all(self, reason: str) -> int:
         """Regenerate every endpoint (policy or identity change); how many maps changed."""

@@ -327,3 +327,36 @@ def test_version_as_cilium_cli_reads_it(
     code, out, err = run_dbg(str(tmp_path / "none.sock"), "version", capsys=capsys)
     assert code == 1 and out.startswith("Client: ") and "Daemon" not in out
     assert "cannot reach the agent" in err
+
+
+def test_every_endpoint_realizes_each_policy_revision_as_cilium_cli_waits_for(
+    agent: tuple[Agent, str],
+) -> None:
+    """A policy that selects only ``web`` regenerates web; ``db``'s policy is unchanged but
+    its realized revision moves too (cilium-cli waits for every endpoint with an identity
+    to realize the revision after it applies a policy), and db's map is not rewritten."""
+    a, _sock = agent
+    web = a.endpoints.add(_pod("web", app="web"), {}, ifname="lxc1", ipv4="10.0.1.2")
+    db = a.endpoints.add(_pod("db", app="db"), {}, ifname="lxc2", ipv4="10.0.1.3")
+    writes = a.datapath.policy_writes  # type: ignore[attr-defined]
+    db_policy = db.result.policy if db.result else None
+    cnp = {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "web-only", "namespace": "prod"},
+        "spec": {
+            "endpointSelector": {"matchLabels": {"app": "web"}},
+            "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "db"}}]}],
+        },
+    }
+    a.policy_event("ADDED", cnp, None)
+    revision = a.repository.revision
+
+    def realized(ep: object) -> int:
+        return int(ep.to_api()["status"]["policy"]["realized"]["policy-revision"])  # type: ignore[attr-defined]
+
+    assert realized(web) == revision and realized(db) == revision
+    assert db.result is not None and db.result.policy == db_policy
+    assert a.datapath.policy_writes == writes + 1  # type: ignore[attr-defined]  # web's only
+    a.policy_event("DELETED", cnp, None)
+    assert realized(web) == realized(db) == a.repository.revision > revision
