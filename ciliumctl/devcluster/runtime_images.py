@@ -36,6 +36,7 @@ def recipes() -> tuple[images.Recipe, images.Recipe]:
             "bash",
             "iproute2",
             "iptables",
+            "jq",  # upstream's agent image has it: cilium-cli's drop check pipes into jq
             "kmod",
             "mount",
             "python3-bpfcc",
