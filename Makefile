@@ -83,6 +83,7 @@ bench: venv binaries
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/validate_cnp.py
 	$(BIN)/python bench/agent_realnodes.py
+	$(BIN)/python bench/connectivity.py
 	$(BIN)/python bench/realnodes.py
 
 clean:
