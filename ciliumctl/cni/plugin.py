@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from ciliumctl.datapath.netlink import GATEWAY4  # a constant: pyroute2 is imported lazily
 from ciliumctl.dbg.client import AgentAPIError, AgentClient, AgentUnreachableError
 
 CNI_VERSION = "1.0.0"
@@ -295,7 +296,7 @@ class AgentPlumber:
     part of each call's cost. An agent without these paths (404), or none at all for a
     DEL, falls back to wiring here."""
 
-    GATEWAY4 = "169.254.1.1"  # datapath.netlink.GATEWAY4, which the agent also answers with
+    GATEWAY4 = GATEWAY4  # the agent answers with the same (its netlink module's)
 
     def __init__(self, client: AgentClient, local: Any = _netlink) -> None:
         self.client = client
