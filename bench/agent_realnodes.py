@@ -112,8 +112,27 @@ def _agent_rss_mib(node: str, cluster: str = "ab-cilium") -> float:
     return round(kib / 1024, 1)
 
 
+def cni_adds(cluster: DevCluster, pod_prefix: str = "default/bench-") -> dict[str, Any]:
+    """CNI ADD times from cilium-cni's own log on each node (``cni.logFile``): p50 / p99 of
+    the whole call and of each step, for the pods whose name starts with ``pod_prefix``."""
+    import shlex
+
+    took: dict[str, list[float]] = {}
+    for node_dir in sorted((cluster.state_dir / "nodes").glob("real-node-*")):
+        log_file = node_dir / "mounts" / rn.NODE_DIRS["/run/cilium"] / "cilium-cni.log"
+        for line in log_file.read_text().splitlines() if log_file.exists() else []:
+            fields = dict(x.split("=", 1) for x in shlex.split(line) if "=" in x)
+            if fields.get("msg") != "CNI ADD done" or not fields["pod"].startswith(pod_prefix):
+                continue
+            for key in ("duration", "lookup", "ipam", "wire", "endpoint"):
+                took.setdefault(key, []).append(float(fields[key].rstrip("s")))
+    if not took:
+        return {"adds": 0}
+    return {"adds": len(took["duration"])} | {key: _pctl(v) for key, v in took.items()}
+
+
 def _pctl(values: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(values, n=100, method="inclusive")
+    q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
     return {"p50_s": round(statistics.median(values), 3), "p99_s": round(q[98], 3)}
 
 
@@ -173,6 +192,7 @@ def main() -> None:
             )  # fmt: skip
             bridge.up(0, real_nodes=2, cni="bridge", timeout=600)
             with_cilium = realnodes_bench.pod_start(cilium, rn.SANDBOX_IMAGE)
+            cni_add = cni_adds(cilium)
             with_bridge = realnodes_bench.pod_start(bridge, rn.SANDBOX_IMAGE)
             bridge.down()
             client = Client(str(cilium.kubeconfig_path), cilium.context)
@@ -193,6 +213,7 @@ def main() -> None:
                 "pod_start_bridge": with_bridge,
                 "pod_start_p50_ratio": round(ratio, 2),
                 "pod_start_ratio_goal": 1.5,
+                "cni_add_cilium": cni_add,
                 "policy_enforcement": policy,
                 "load_average": os.getloadavg()[0],
             },

@@ -368,8 +368,8 @@ def _cni_unplumb(agent: Agent, req: Request) -> tuple[int, Any]:
     return 200, {"deleted": ifname}
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
-    (m, re.compile(f"^{p}$"), f)
+ROUTES: list[tuple[str, re.Pattern[str], Route, str]] = [
+    (m, re.compile(f"^{p}$"), f, re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", p))
     for m, p, f in (
         ("GET", r"/v1/healthz", _healthz),
         ("GET", r"/v1/config", _config),
@@ -401,11 +401,14 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
 
 
 def dispatch(agent: Agent, method: str, target: str, body: Any) -> tuple[int, Any]:
-    """Route one request; errors become upstream-style JSON string bodies."""
+    """Route one request; errors become upstream-style JSON string bodies. Each routed
+    request's time is observed in ``cilium_agent_api_process_time_seconds`` (upstream's
+    metric), its path as the route's template (``/v1/endpoint/{id}``)."""
+    started = time.perf_counter()
     parts = urlsplit(target)
     req = Request(method, parts.path.rstrip("/") or "/", parse_qs(parts.query), body)
     known_path = False
-    for route_method, pattern, handler in ROUTES:
+    for route_method, pattern, handler, template in ROUTES:
         match = pattern.match(req.path)
         if not match:
             continue
@@ -414,12 +417,21 @@ def dispatch(agent: Agent, method: str, target: str, body: Any) -> tuple[int, An
             continue
         req.params = match.groupdict()
         try:
-            return handler(agent, req)
+            status, payload = handler(agent, req)
         except APIError as exc:
-            return exc.status, str(exc)
+            status, payload = exc.status, str(exc)
         except CiliumctlError as exc:
-            return 500, str(exc)
+            status, payload = 500, str(exc)
+        observe_api(agent, method, template, status, started)
+        return status, payload
     return (405, f"{method} not allowed on {req.path}") if known_path else (404, "no such path")
+
+
+def observe_api(agent: Agent, method: str, path: str, status: int, started: float) -> None:
+    """One API call's processing time into the agent's metrics."""
+    agent.metrics.api_process_time.labels(
+        method=method, path=path, return_code=str(status)
+    ).observe(time.perf_counter() - started)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -475,6 +487,8 @@ class UnixAPIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 def _serve_cni_one(agent: Agent, conn: socket.socket) -> None:
+    started = time.perf_counter()
+    status = 500
     with conn:
         fds: list[int] = []
         try:
@@ -497,6 +511,7 @@ def _serve_cni_one(agent: Agent, conn: socket.socket) -> None:
                 os.close(fd)
         with contextlib.suppress(OSError):
             conn.sendall(json.dumps({"status": status, "body": payload}).encode())
+    observe_api(agent, "PUT", "cni.sock", status, started)
 
 
 def serve_cni(agent: Agent, path: Path) -> socket.socket:

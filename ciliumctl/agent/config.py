@@ -48,6 +48,7 @@ DEFAULTS: dict[str, str] = {
     "cluster-health-port": "4240",
     "prometheus-serve-addr": ":9962",
     "write-cni-conf-when-ready": "",
+    "cni-log-file": "/var/run/cilium/cilium-cni.log",
     "identity-heartbeat-timeout": "30m0s",
     "bpf-root": "/sys/fs/bpf",
     "monitor-queue-size": "4096",

@@ -21,27 +21,22 @@ from ciliumctl.errors import CiliumctlError
 log = logging.getLogger("cilium-agent")
 
 
-def cni_conflist() -> dict[str, Any]:
-    """The CNI configuration the agent installs when it is ready."""
-    return {
-        "cniVersion": "1.0.0",
-        "name": "cilium",
-        "plugins": [
-            {
-                "type": "cilium-cni",
-                "enable-debug": False,
-                "log-file": "/var/run/cilium/cilium-cni.log",
-            }
-        ],
-    }
+def cni_conflist(log_file: str = "") -> dict[str, Any]:
+    """The CNI configuration the agent installs when it is ready; ``log_file`` is the
+    ``cni-log-file`` option (the chart's ``cni.logFile``): where cilium-cni logs each call,
+    none when empty."""
+    plugin: dict[str, Any] = {"type": "cilium-cni", "enable-debug": False}
+    if log_file:
+        plugin["log-file"] = log_file
+    return {"cniVersion": "1.0.0", "name": "cilium", "plugins": [plugin]}
 
 
-def write_cni_conf(path: str) -> None:
+def write_cni_conf(path: str, log_file: str = "") -> None:
     """Write the conflist atomically (containerd picks it up when it appears)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name("." + target.name + ".tmp")
-    tmp.write_text(json.dumps(cni_conflist(), indent=2) + "\n")
+    tmp.write_text(json.dumps(cni_conflist(log_file), indent=2) + "\n")
     os.replace(tmp, target)
 
 
@@ -116,7 +111,7 @@ def run(config: AgentConfig, datapath: Datapath, client: Any, node: str) -> Agen
         log.info("all watchers in sync")
         agent.reconcile_restored()
         if config.get("write-cni-conf-when-ready"):
-            write_cni_conf(config.get("write-cni-conf-when-ready"))
+            write_cni_conf(config.get("write-cni-conf-when-ready"), config.get("cni-log-file"))
     else:
         log.warning("watchers not in sync after 60s; serving what is known")
     return agent

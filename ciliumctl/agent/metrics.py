@@ -37,6 +37,13 @@ class AgentMetrics:
             registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.api_process_time = Histogram(
+            "cilium_agent_api_process_time_seconds",
+            "Time the agent took to process an API call (cilium-cni's on cni.sock too)",
+            ["path", "method", "return_code"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.identity = Gauge("cilium_identity", "Identities by type", ["type"], registry=r)
         self.drop = Counter(
             "cilium_drop_count_total", "Dropped packets", ["reason", "direction"], registry=r

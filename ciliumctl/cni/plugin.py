@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -177,8 +178,25 @@ def _endpoint_of(client: AgentClient, container_id: str) -> dict[str, Any] | Non
     return None
 
 
-def cmd_add(inv: Invocation, client: AgentClient, net: Plumber) -> dict[str, Any]:
+class Steps:
+    """Seconds spent in each step of one call, for the log line."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def done(self, step: str) -> None:
+        """The step that just ended (timed from the previous one)."""
+        now = time.monotonic()
+        self.seconds[step] = now - self._mark
+        self._mark = now
+
+
+def cmd_add(
+    inv: Invocation, client: AgentClient, net: Plumber, steps: Steps | None = None
+) -> dict[str, Any]:
     """ADD: address, veth, endpoint; the CNI result."""
+    steps = steps or Steps()
     if _endpoint_of(client, inv.container_id) is not None:
         raise CNIError(
             E_AGENT,
@@ -187,8 +205,10 @@ def cmd_add(inv: Invocation, client: AgentClient, net: Plumber) -> dict[str, Any
         )
     ns, pod = inv.args["K8S_POD_NAMESPACE"], inv.args["K8S_POD_NAME"]
     owner = f"{ns}/{pod}/{inv.container_id[:12]}"
+    steps.done("lookup")
     ipam = _agent_call(client, "POST", f"/v1/ipam?owner={owner}")
     ip = ipam["address"]["ipv4"]
+    steps.done("ipam")
     gateway = net.GATEWAY4
     ifname = host_ifname(inv.container_id)
     created_link = False
@@ -200,6 +220,7 @@ def cmd_add(inv: Invocation, client: AgentClient, net: Plumber) -> dict[str, Any
                 E_IO, f"cannot create the veth {ifname} into {inv.netns}", str(exc)
             ) from exc
         created_link = True
+        steps.done("wire")
         _agent_call(
             client,
             "PUT",
@@ -215,6 +236,7 @@ def cmd_add(inv: Invocation, client: AgentClient, net: Plumber) -> dict[str, Any
                 "host-mac": host_mac,
             },
         )
+        steps.done("endpoint")
     except CNIError:
         if created_link:
             net.delete_link(ifname)
@@ -370,9 +392,49 @@ class AgentPlumber:
             raise
 
 
+def _logfmt(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(c in text for c in ' "=') else text
+
+
+def log_call(
+    inv: Invocation | None, started: float, steps: Steps, error: CNIError | None = None
+) -> None:
+    """Append one line per ADD/DEL/CHECK to the configuration's ``log-file`` (upstream's
+    ``cni.logFile``), in the agent's ``key=value`` shape: what was asked, for which pod, how
+    long it took and each step's share, or the error. A file that cannot be written costs
+    the call nothing: the runtime still gets its answer, and stderr says why."""
+    path = inv.config.get("log-file") if inv is not None else None
+    if inv is None or not path or inv.command not in ("ADD", "DEL", "CHECK"):
+        return
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    fields: dict[str, object] = {
+        "time": stamp,
+        "level": "error" if error else "info",
+        "msg": f"CNI {inv.command} failed: {error.msg}" if error else f"CNI {inv.command} done",
+        "subsys": "cilium-cni",
+        "containerID": inv.container_id[:12],
+        "pod": f"{inv.args.get('K8S_POD_NAMESPACE', '')}/{inv.args.get('K8S_POD_NAME', '')}",
+        "duration": f"{time.monotonic() - started:.4f}s",
+    }
+    fields.update({step: f"{sec:.4f}s" for step, sec in steps.seconds.items()})
+    if error is not None:
+        fields["code"] = error.code
+    line = " ".join(f"{key}={_logfmt(value)}" for key, value in fields.items()) + "\n"
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+    except OSError as exc:
+        print(f"cilium-cni: cannot write the log file {path}: {exc}", file=sys.stderr)
+
+
 def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = None) -> int:
     """One plugin invocation; the exit code."""
+    started = time.monotonic()
+    steps = Steps()
     version = CNI_VERSION
+    inv: Invocation | None = None
     try:
         inv = parse(env, stdin)
         version = inv.version
@@ -385,7 +447,7 @@ def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = 
             return 0
         plumber = net or AgentPlumber(client)
         if inv.command == "ADD":
-            out.write(json.dumps(cmd_add(inv, client, plumber)))
+            out.write(json.dumps(cmd_add(inv, client, plumber, steps)))
         elif inv.command == "DEL":
             cmd_del(inv, client, plumber)
         elif inv.command == "CHECK":
@@ -393,9 +455,11 @@ def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = 
         else:
             raise CNIError(E_INVALID_ENV, f"CNI_COMMAND {inv.command} is not supported",
                            "use ADD, DEL, CHECK, VERSION or STATUS")  # fmt: skip
+        log_call(inv, started, steps)
         return 0
     except CNIError as exc:
         out.write(json.dumps(exc.to_json(version)))
+        log_call(inv, started, steps, exc)
         return 1
 
 

@@ -288,3 +288,83 @@ def test_without_the_agents_wiring_the_plugin_wires_itself(
     gone = plugin.AgentPlumber(plugin.AgentClient(str(tmp_path / "none.sock")), lambda: local)
     gone.delete_link("lxc" + "0" * 11)
     assert local.links == {}
+
+
+def call_logged(
+    sock: str, command: str, cid: str, net: Any, log_file: Path, pod: str = "a"
+) -> tuple[int, dict[str, Any]]:
+    """A call whose configuration names a ``log-file``, as the agent's conflist does."""
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": "/var/run/netns/t",
+        "CNI_IFNAME": "eth0",
+        "CNI_ARGS": f"K8S_POD_NAMESPACE=prod;K8S_POD_NAME={pod}",
+    }
+    conf = {"cniVersion": "1.0.0", "name": "cilium", "type": "cilium-cni", "socket-path": sock,
+            "log-file": str(log_file)}  # fmt: skip
+    out = io.StringIO()
+    code = plugin.run(env, json.dumps(conf), out, net)
+    return code, json.loads(out.getvalue() or "{}")
+
+
+def _fields(line: str) -> dict[str, str]:
+    import shlex
+
+    return dict(part.split("=", 1) for part in shlex.split(line))
+
+
+def test_each_call_is_logged_with_its_duration_and_steps(
+    node: tuple[Agent, str], tmp_path: Path
+) -> None:
+    agent, sock = node
+    net, log_file = RecordingNetlink(), tmp_path / "cilium-cni.log"
+    assert call_logged(sock, "ADD", "c1" * 8, net, log_file)[0] == 0
+    assert call_logged(sock, "ADD", "c2" * 8, net, log_file, pod="b")[0] == 1  # pool exhausted
+    assert call_logged(sock, "DEL", "c1" * 8, net, log_file)[0] == 0
+    add, failed, deleted = (_fields(x) for x in log_file.read_text().splitlines())
+    assert add["level"] == "info" and add["msg"] == "CNI ADD done"
+    assert add["containerID"] == ("c1" * 8)[:12] and add["pod"] == "prod/a"
+    assert add["subsys"] == "cilium-cni" and add["time"].endswith("Z")
+    for step in ("duration", "lookup", "ipam", "wire", "endpoint"):
+        assert add[step].endswith("s") and float(add[step][:-1]) >= 0, step
+    total = float(add["duration"][:-1])
+    assert sum(float(add[s][:-1]) for s in ("lookup", "ipam", "wire", "endpoint")) <= total
+    assert failed["level"] == "error" and failed["code"] == str(plugin.E_POOL_EXHAUSTED)
+    assert failed["msg"].startswith("CNI ADD failed: this node's pod address pool is exhausted")
+    assert "wire" not in failed  # it failed before wiring
+    assert deleted["msg"] == "CNI DEL done" and deleted["containerID"] == ("c1" * 8)[:12]
+    # every routed call is in upstream's API timing metric, under its route's template
+    samples = {
+        (s["labels"]["method"], s["labels"]["path"], s["labels"]["return_code"]): s["value"]
+        for s in agent.metrics.samples()
+        if s["name"] == "cilium_agent_api_process_time_seconds_count"
+    }
+    assert samples[("PUT", "/v1/endpoint/{id}", "201")] == 1
+    assert samples[("POST", "/v1/ipam", "201")] == 1
+    assert samples[("POST", "/v1/ipam", "502")] == 1  # the exhausted pool's answer
+    assert samples[("DELETE", "/v1/endpoint/{id}", "200")] == 1
+
+
+def test_an_unwritable_log_file_costs_the_call_nothing(
+    node: tuple[Agent, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _agent, sock = node
+    missing = tmp_path / "no-such-dir" / "cilium-cni.log"
+    code, result = call_logged(sock, "ADD", "c1", RecordingNetlink(), missing)
+    assert code == 0 and result["ips"][0]["address"] == "10.0.5.2/32"
+    assert f"cannot write the log file {missing}" in capsys.readouterr().err
+
+
+def test_the_conflist_carries_the_cni_log_file_option(tmp_path: Path) -> None:
+    from ciliumctl.agent import main as agent_main
+
+    assert agent_main.cni_conflist("/var/run/cilium/cilium-cni.log")["plugins"] == [
+        {"type": "cilium-cni", "enable-debug": False, "log-file": "/var/run/cilium/cilium-cni.log"}
+    ]
+    assert "log-file" not in agent_main.cni_conflist("")["plugins"][0]  # cni.logFile: ""
+    target = tmp_path / "net.d" / "05-cilium.conflist"
+    agent_main.write_cni_conf(str(target), "/tmp/x.log")
+    assert json.loads(target.read_text())["plugins"][0]["log-file"] == "/tmp/x.log"
+    config = AgentConfig.load(None, {})
+    assert config.get("cni-log-file") == "/var/run/cilium/cilium-cni.log"  # upstream default
