@@ -37,11 +37,35 @@ def _pod(name: str, image: str) -> dict[str, Any]:
     }
 
 
+def wait_schedulable(client: Any, timeout: float = 120) -> None:
+    """Until every node is Ready and has no NoSchedule taint (a CNI that is installed but not
+    yet ready on a node leaves it NotReady or tainted, and every pod would land elsewhere)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = client.list("v1", "Node")
+        waiting = [
+            n["metadata"]["name"]
+            for n in nodes
+            if not any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions") or []
+            )
+            or any(t.get("effect") == "NoSchedule" for t in n.get("spec", {}).get("taints") or [])
+        ]
+        if nodes and not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"nodes not schedulable after {timeout}s: {', '.join(waiting)}")
+        time.sleep(0.5)
+
+
 def pod_start(cluster: DevCluster, image: str) -> dict[str, float]:
-    """Create PODS pods at once; seconds from each create to its Ready, as a client sees it."""
+    """Create PODS pods at once, once every node takes pods; seconds from each create to its
+    Ready, as a client sees it."""
     from concurrent.futures import ThreadPoolExecutor
 
     client = cluster.client()
+    wait_schedulable(client)
     created: dict[str, float] = {}
 
     def create(i: int) -> None:

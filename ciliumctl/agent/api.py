@@ -481,9 +481,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class UnixAPIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """HTTP on a unix socket, one thread per connection."""
+    """HTTP on a unix socket, one thread per connection; an accept queue deep enough for a
+    node's pods all starting at once (socketserver's default of 5 turned CNI ADDs away)."""
 
     daemon_threads = True
+    request_queue_size = 128
 
 
 def _serve_cni_one(agent: Agent, conn: socket.socket) -> None:
@@ -523,7 +525,7 @@ def serve_cni(agent: Agent, path: Path) -> socket.socket:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server.bind(str(path))
     os.chmod(path, 0o660)
-    server.listen(64)
+    server.listen(128)
 
     def loop() -> None:
         while True:

@@ -421,6 +421,8 @@ def log_call(
     fields.update({step: f"{sec:.4f}s" for step, sec in steps.seconds.items()})
     if error is not None:
         fields["code"] = error.code
+        if error.details:
+            fields["error"] = error.details
     line = " ".join(f"{key}={_logfmt(value)}" for key, value in fields.items()) + "\n"
     try:
         with open(path, "a", encoding="utf-8") as f:

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import socket
+import time
 from typing import Any
 
 from ciliumctl.errors import CiliumctlError
@@ -38,10 +39,26 @@ class _UnixConnection(http.client.HTTPConnection):
         self._path = path
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+        """Connect, waiting out a full accept queue: a unix socket with a timeout answers
+        EAGAIN at once when the server's backlog is full (many pods' CNI ADDs at once), which
+        is a busy agent, not a missing one."""
+        deadline = time.monotonic() + (self.timeout or 30.0)
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self._path)
+            except BlockingIOError:
+                sock.close()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+            return
 
 
 class AgentClient:

@@ -34,3 +34,29 @@ def test_devices_option_wins_and_no_default_route_is_a_clear_error(netns: Namesp
         host_devices(AgentConfig.load(None, {}), ns)
     assert "no IPv4 default route" in str(info.value)
     assert "`devices` option" in str(info.value.hint)
+
+
+def test_a_namespace_socket_is_made_in_it_without_moving_the_process(
+    netns: Namespaces,
+) -> None:
+    """netlink's per-namespace sockets come from a short-lived thread that enters the
+    namespace (no fork): they see that namespace's links, by name or by a /proc fd path, and
+    every thread of the caller stays in its own namespace."""
+    import os
+
+    own = os.stat("/proc/thread-self/ns/net").st_ino
+    ns = netns.new("sock")
+    with netlink.ipr(ns) as ip:
+        ip.link("add", ifname="only-here", kind="veth", peer="only-herep")
+    assert os.stat("/proc/thread-self/ns/net").st_ino == own
+    assert os.stat("/proc/self/ns/net").st_ino == own
+    fd = os.open(netlink.netns_path(ns), os.O_RDONLY)
+    try:
+        # the agent's form: the plugin's descriptor, as /proc/self/fd/N
+        assert netlink.ifindex("only-here", f"/proc/self/fd/{fd}") > 0
+    finally:
+        os.close(fd)
+    with pytest.raises(CiliumctlError):
+        netlink.ifindex("only-here")  # not in the caller's namespace
+    with pytest.raises(FileNotFoundError):
+        netlink.ifindex("lo", "no-such-namespace-here")

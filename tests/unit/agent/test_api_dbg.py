@@ -360,3 +360,77 @@ def test_every_endpoint_realizes_each_policy_revision_as_cilium_cli_waits_for(
     assert a.datapath.policy_writes == writes + 1  # type: ignore[attr-defined]  # web's only
     a.policy_event("DELETED", cnp, None)
     assert realized(web) == realized(db) == a.repository.revision > revision
+
+
+def test_a_full_accept_queue_is_waited_out_not_reported_as_no_agent(tmp_path: Path) -> None:
+    """A unix socket with a timeout answers EAGAIN at once when the listener's backlog is
+    full; the client waits for the busy agent instead of calling it unreachable."""
+    import socket
+    import threading
+    import time
+
+    from ciliumctl.dbg.client import AgentClient
+
+    path = tmp_path / "busy.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(0)
+    fillers = []
+    for _ in range(8):  # fill the backlog until the kernel refuses with EAGAIN
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(str(path))
+        except BlockingIOError:
+            s.close()
+            break
+        fillers.append(s)
+    else:
+        pytest.fail("the backlog never filled")
+
+    def serve() -> None:
+        time.sleep(0.3)
+        for _ in range(len(fillers)):
+            server.accept()[0].close()  # drain the queue, then answer the client
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"ok"')
+
+    worker = threading.Thread(target=serve, daemon=True)
+    worker.start()
+    started = time.monotonic()
+    assert AgentClient(str(path), timeout=5).get("/v1/healthz") == "ok"
+    assert time.monotonic() - started >= 0.25  # it waited for the queue, it did not fail
+    worker.join(5)
+    for s in fillers:
+        s.close()
+    server.close()
+
+
+def test_the_agent_api_takes_a_nodes_worth_of_simultaneous_connections(tmp_path: Path) -> None:
+    """Fifty clients connecting at once all get answers (socketserver's default backlog
+    of five turned CNI ADDs away as "agent not running")."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ciliumctl.agent.api import UnixAPIServer
+
+    assert UnixAPIServer.request_queue_size >= 128
+    path = tmp_path / "api.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(UnixAPIServer.request_queue_size)
+
+    def connect(_: int) -> bool:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(1)
+        try:
+            s.connect(str(path))  # nobody accepts yet: only the queue holds them
+            return True
+        finally:
+            s.close()
+
+    with ThreadPoolExecutor(50) as pool:
+        assert all(pool.map(connect, range(50)))
+    server.close()
