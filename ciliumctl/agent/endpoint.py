@@ -71,6 +71,9 @@ class Endpoint:
     pod_uid: str = ""
     published: dict[str, Any] | None = None  # the CiliumEndpoint last written
     saved: dict[str, Any] | None = None  # the state record last written
+    #: serialises this endpoint's datapath writes (programs, policy map), so the policy
+    #: computed last is the one written last, while other endpoints go on in parallel
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def set_state(self, state: str, reason: str) -> None:
         """Record a state change (kept in the endpoint's status log, newest first)."""
@@ -262,6 +265,9 @@ class EndpointManager:
         self.publish = publish
         self.on_regenerated = on_regenerated
         self.cluster_named_ports = cluster_named_ports
+        #: the index, identities and policy computation; held for in-memory work only, never
+        #: for a datapath write, so a CNI lookup is not queued behind other pods' attaches.
+        #: Order: an endpoint's ``lock`` first, then this one.
         self._lock = threading.RLock()
         self._endpoints: dict[int, Endpoint] = {}
 
@@ -322,12 +328,15 @@ class EndpointManager:
                 ep = Endpoint(number, namespace, name, node=self.node)
                 self._endpoints[number] = ep
                 ep.set_state(WAITING_FOR_IDENTITY, "Endpoint created")
-            for key, value in networking.items():
-                setattr(ep, key, value)
-            self._set_pod(ep, pod, namespace_labels)
-            # The programs start with the computed policy: never an allow-all moment.
-            ep.result = self._compute(ep)
-            self.datapath.create_endpoint(ep.spec(), ep.result.policy)
+        with ep.lock:
+            with self._lock:
+                for key, value in networking.items():
+                    setattr(ep, key, value)
+                self._set_pod(ep, pod, namespace_labels)
+                # The programs start with the computed policy: never an allow-all moment.
+                ep.result = self._compute(ep)
+                spec, policy = ep.spec(), ep.result.policy
+            self.datapath.create_endpoint(spec, policy)
         self.regenerate(ep, "endpoint created")
         return ep
 
@@ -348,11 +357,15 @@ class EndpointManager:
         if ep is None:
             return False
         before = (ep.identity, dict(ep.security_labels))
-        with self._lock:
-            self._set_pod(ep, pod, namespace_labels)
-            if ep.identity != before[0] and ep.ifname:
+        with ep.lock:
+            with self._lock:
+                self._set_pod(ep, pod, namespace_labels)
+                reload = ep.identity != before[0] and bool(ep.ifname)
+                if reload:
+                    spec, policy = ep.spec(), self._compute(ep).policy
+            if reload:
                 # The identity is compiled into the endpoint's programs: reload them.
-                self.datapath.create_endpoint(ep.spec(), self._compute(ep).policy)
+                self.datapath.create_endpoint(spec, policy)
         if force or (ep.identity, ep.security_labels) != before:
             self.regenerate(ep, "labels changed" if not force else "restored")
         return True
@@ -380,8 +393,9 @@ class EndpointManager:
         with self._lock:
             ep = self._endpoints.pop(endpoint_id, None)
         if ep is not None:
-            ep.set_state(DISCONNECTING, "Endpoint deleted")
-            self.datapath.delete_endpoint(ep.spec())
+            with ep.lock:
+                ep.set_state(DISCONNECTING, "Endpoint deleted")
+                self.datapath.delete_endpoint(ep.spec())
         return ep
 
     def regenerate(self, ep: Endpoint, reason: str) -> bool:
@@ -389,14 +403,20 @@ class EndpointManager:
         if ep.identity is None:
             return False
         started = time.perf_counter()
-        with self._lock:
-            ep.set_state(REGENERATING, f"Regenerating endpoint: {reason}")
-            result = self._compute(ep)
-            changed = ep.result is None or ep.result.policy != result.policy
+        with ep.lock:
+            with self._lock:
+                ep.set_state(REGENERATING, f"Regenerating endpoint: {reason}")
+                result = self._compute(ep)
+                changed = ep.result is None or ep.result.policy != result.policy
             if changed:
                 self.datapath.replace_policy(ep.id, result.policy)
-            ep.result = result
-            ep.set_state(READY, "Successfully regenerated endpoint program")
+            with self._lock:
+                if ep.result is not None and ep.result.revision > result.revision:
+                    # bump_revision moved it on while the map was written: the change it
+                    # acknowledged did not select this endpoint, so the policy is the same
+                    result = replace(result, revision=ep.result.revision)
+                ep.result = result
+                ep.set_state(READY, "Successfully regenerated endpoint program")
         self.on_regenerated(ep, time.perf_counter() - started)
         cep = ep.to_cep()
         if cep != ep.published:

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import socket
 import struct
+import threading
 import time
 from typing import Any, Literal, NamedTuple
 
@@ -193,6 +194,7 @@ class Datapath:
             )
             self.maps[maps.POLICY_OUTER] = maps.open_or_create(pin_root, outer, tmpl.fd)
         self._vxlan_ifindex = 0
+        self._tunnel_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -293,10 +295,12 @@ class Datapath:
         """Compile and load the endpoint's programs with its constants (not attached)."""
         tunnel = self.routing == "tunnel"
         if tunnel and not self._vxlan_ifindex:
-            try:
-                self._vxlan_ifindex = netlink.ifindex(self.vxlan_ifname, self.netns)
-            except DatapathError:  # first endpoint of a fresh node: create the tunnel device
-                self.setup_tunnel()
+            with self._tunnel_lock:  # endpoints may be created from several threads at once
+                if not self._vxlan_ifindex:
+                    try:
+                        self._vxlan_ifindex = netlink.ifindex(self.vxlan_ifname, self.netns)
+                    except DatapathError:  # first endpoint of a fresh node: make the device
+                        self.setup_tunnel()
         # Node-wide settings are compiled in; the endpoint's own constants are patched into
         # the compiled template (compiled once per process and node configuration).
         return load_from_template(

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,8 @@ class _Template:
 
 
 _TEMPLATES: dict[tuple[str, str], _Template] = {}
+#: one compile per template when endpoints are created from several threads at once
+_TEMPLATES_LOCK = threading.Lock()
 _MAGIC_BASE = 0x7E1D0000
 _LD_IMM64 = 0x18
 _PSEUDO_MAP_FD = 1
@@ -263,6 +266,42 @@ def _to_cache(path: Path, module: Any, insns: Mapping[str, bytes], events_fd: in
     os.replace(tmp, path)
 
 
+def _build_template(
+    source: str,
+    functions: tuple[str, ...],
+    pin_root: str,
+    defines: Mapping[str, str | int],
+    magic: Mapping[str, int],
+    events_fd: int,
+) -> _Template:
+    """A template from the disk cache, else compiled (in a child process that fills the
+    cache, or here when that is not possible)."""
+    digest = _cache_key(source, defines, magic)
+    path = object_cache_dir() / f"{Path(source).stem}-{digest}.json"
+    tmpl = _from_cache(path, pin_root)
+    if (
+        tmpl is None
+        and not _in_process()
+        and _compile_in_child(source, functions, pin_root, defines, sorted(magic))
+    ):
+        tmpl = _from_cache(path, pin_root)
+    if tmpl is None:
+        dup = os.dup(events_fd)
+        full: dict[str, str | int] = {**defines, "PIN_ROOT": f'"{pin_root}"', "EVENTS_FD": dup}
+        full.update({name: f"LOAD_CONST({hex(m)})" for name, m in magic.items()})
+        try:
+            compiled = compile_and_load(source, functions, full)
+        except Exception:
+            os.close(dup)
+            raise
+        insns = {fn: bytes(compiled.module.dump_func(fn.encode())) for fn in functions}
+        tmpl = _Template(compiled.module, insns, [dup])
+        # A read-only cache directory only costs the next process a compile.
+        with contextlib.suppress(OSError):
+            _to_cache(path, compiled.module, insns, dup)
+    return tmpl
+
+
 def load_from_template(
     source: str,
     functions: tuple[str, ...],
@@ -284,29 +323,11 @@ def load_from_template(
     digest = _cache_key(source, defines, magic)
     tmpl = _TEMPLATES.get((pin_root, digest))
     if tmpl is None:
-        path = object_cache_dir() / f"{Path(source).stem}-{digest}.json"
-        tmpl = _from_cache(path, pin_root)
-        if (
-            tmpl is None
-            and not _in_process()
-            and _compile_in_child(source, functions, pin_root, defines, sorted(constants))
-        ):
-            tmpl = _from_cache(path, pin_root)
-        if tmpl is None:
-            dup = os.dup(events_fd)
-            full: dict[str, str | int] = {**defines, "PIN_ROOT": f'"{pin_root}"', "EVENTS_FD": dup}
-            full.update({name: f"LOAD_CONST({hex(m)})" for name, m in magic.items()})
-            try:
-                compiled = compile_and_load(source, functions, full)
-            except Exception:
-                os.close(dup)
-                raise
-            insns = {fn: bytes(compiled.module.dump_func(fn.encode())) for fn in functions}
-            tmpl = _Template(compiled.module, insns, [dup])
-            # A read-only cache directory only costs the next process a compile.
-            with contextlib.suppress(OSError):
-                _to_cache(path, compiled.module, insns, dup)
-        _TEMPLATES[(pin_root, digest)] = tmpl
+        with _TEMPLATES_LOCK:
+            tmpl = _TEMPLATES.get((pin_root, digest))
+            if tmpl is None:
+                tmpl = _build_template(source, functions, pin_root, defines, magic, events_fd)
+                _TEMPLATES[(pin_root, digest)] = tmpl
     values = {magic[name]: value & 0xFFFFFFFF for name, value in constants.items()}
     fds: dict[str, int] = {}
     found: set[int] = set()

@@ -134,3 +134,75 @@ def test_ipcache_owner_precedence_and_datapath_sync() -> None:
     assert dp.ipcache == {}
     cache.upsert("node", "192.0.2.1", 6, tunnel_endpoint="192.0.2.1")
     assert [(o.owner, o.entry.prefix) for o in cache.entries()] == [("node", "192.0.2.1/32")]
+
+
+def test_a_slow_datapath_write_holds_up_neither_lookups_nor_other_endpoints() -> None:
+    """One endpoint's programs being attached (slow under load) must not queue the CNI
+    lookups or the other pods' ADDs behind it: the manager's lock covers in-memory work
+    only, each endpoint's own lock its datapath writes."""
+    import threading
+
+    mgr, dp, _repo, _published = manager()
+    entered, release = threading.Event(), threading.Event()
+    plain_create = dp.create_endpoint
+
+    def slow_create(spec: Any, policy: Any = None) -> None:
+        if spec.host_ifname == "lxcslow":
+            entered.set()
+            assert release.wait(10)
+        plain_create(spec, policy)
+
+    dp.create_endpoint = slow_create  # type: ignore[method-assign]
+    slow = threading.Thread(
+        target=mgr.add,
+        args=(pod("slow", app="slow"), NS),
+        kwargs={"ifname": "lxcslow", "container_id": "c-slow", "ipv4": "10.0.0.7"},
+    )
+    slow.start()
+    try:
+        assert entered.wait(10)
+        # while "slow" is inside its datapath write:
+        assert mgr.by_container("c-slow") is not None  # the lookup answers
+        fast = mgr.add(pod("fast", app="fast"), NS, ifname="lxcfast", ipv4="10.0.0.8")
+        assert fast.state == READY and fast.id in dp.endpoints  # another pod goes ahead
+        assert mgr.by_pod("prod", "slow").state != READY  # type: ignore[union-attr]
+    finally:
+        release.set()
+        slow.join(10)
+    assert mgr.by_pod("prod", "slow").state == READY  # type: ignore[union-attr]
+    assert {s.host_ifname for s in dp.endpoints.values()} == {"lxcslow", "lxcfast"}
+
+
+def test_a_regeneration_racing_a_revision_bump_keeps_the_newer_revision() -> None:
+    """bump_revision may move an endpoint on while its map is being written; the
+    regeneration that finishes after it must not take the realized revision back."""
+    import threading
+
+    mgr, dp, repo, _published = manager()
+    ep = mgr.add(pod("web", app="web"), NS, ifname="lxc1", ipv4="10.0.0.5")
+    assert ep.result is not None
+    old = ep.result.revision
+    entered, release = threading.Event(), threading.Event()
+    plain_replace = dp.replace_policy
+
+    def slow_replace(endpoint_id: int, policy: Any) -> int:
+        entered.set()
+        assert release.wait(10)
+        return plain_replace(endpoint_id, policy)
+
+    repo.upsert(
+        {
+            "apiVersion": "cilium.io/v2",
+            "kind": "CiliumNetworkPolicy",
+            "metadata": {"name": "p", "namespace": "prod"},
+            "spec": {"endpointSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}]},
+        }
+    )
+    dp.replace_policy = slow_replace  # type: ignore[method-assign]
+    worker = threading.Thread(target=mgr.regenerate, args=(ep, "policy changed"))
+    worker.start()
+    assert entered.wait(10)
+    mgr.bump_revision(repo.revision + 5, set())  # another change, not selecting it
+    release.set()
+    worker.join(10)
+    assert ep.result.revision == repo.revision + 5 > old
