@@ -89,6 +89,8 @@ def rules_of(obj: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 def check_policy(obj: dict[str, Any], kind: str, target: tuple[int, int]) -> Iterator[Problem]:
     """Every semantic problem of one CNP/CCNP object."""
+    if _clean_policy(obj, kind, target):
+        return
     clusterwide = kind == pm.CCNP_KIND
     spec, specs = obj.get("spec"), obj.get("specs")
     if spec is None and (specs is None or specs == []):
@@ -116,6 +118,160 @@ def check_policy(obj: dict[str, Any], kind: str, target: tuple[int, int]) -> Ite
                 f"remove it or upgrade to Cilium {since[0]}.{since[1]} first",
             )
     yield from _fqdn_without_dns(obj)
+
+
+_SECTIONS = (
+    ("ingress", True, False),
+    ("ingressDeny", True, True),
+    ("egress", False, False),
+    ("egressDeny", False, True),
+)
+
+
+def _clean_policy(obj: dict[str, Any], kind: str, target: tuple[int, int]) -> bool:
+    """True when :func:`check_policy` surely finds nothing in ``obj``, in one pass without
+    generators: the usual policy (one ``spec`` with an endpointSelector, peers selected by
+    matchLabels, plain IPv4 CIDRs, TCP ports with HTTP rules). Anything it does not model
+    (specs, nodeSelector, matchExpressions, FQDNs, services, other L7 protocols, endPort,
+    listeners, fields newer than the target, a possible finding) answers False, and the
+    full checks run and word the findings."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or obj.get("specs") is not None or "nodeSelector" in spec:
+        return False
+    newest = pm.rule_newest_since(kind)
+    if newest is not None and newest > target:
+        return False
+    endpoint_sel = spec.get("endpointSelector")
+    if not _clean_selector(endpoint_sel):
+        return False
+    assert isinstance(endpoint_sel, dict)
+    if kind != pm.CCNP_KIND and RESERVED_INIT in endpoint_sel["matchLabels"]:
+        return False
+    has_sections = False
+    for section, ingress, deny in _SECTIONS:
+        items = spec.get(section)
+        if items is None:
+            continue
+        has_sections = True
+        for item in _list(items):
+            if isinstance(item, dict) and not _clean_direction_rule(item, ingress, deny):
+                return False
+    return has_sections
+
+
+def _clean_selector(selector: Any) -> bool:
+    """True for a selector with valid, non-empty matchLabels and no matchExpressions:
+    :func:`selectors.check` finds nothing, and it selects neither everything nor (as the
+    caller checks) reserved:init through an expression."""
+    if not isinstance(selector, dict) or selector.get("matchExpressions") is not None:
+        return False
+    labels = selector.get("matchLabels")
+    if not isinstance(labels, dict) or not labels:
+        return False
+    key_problem = selectors.key_problem
+    return all(isinstance(key, str) and key_problem(key) is None for key in labels)
+
+
+#: ingress? -> field of a direction rule -> what :func:`_clean_direction_rule` checks in it.
+_CLEAN_FIELDS = {
+    ingress: {
+        word + "Endpoints": "peers",
+        word + "Nodes": "peers",
+        word + "Requires": "requires",
+        word + "Entities": "entities",
+        word + "CIDR": "cidr",
+        word + "CIDRSet": "cidr-set",
+        "toServices": "unmodelled",
+        "toFQDNs": "unmodelled",
+        "toPorts": "ports",
+    }
+    for ingress, word in ((True, "from"), (False, "to"))
+}
+
+
+def _clean_direction_rule(item: dict[str, Any], ingress: bool, deny: bool) -> bool:
+    """True when :func:`check_direction_rule` surely finds nothing in ``item`` (of a rule
+    without nodeSelector), and the entry adds no toFQDNs for :func:`_fqdn_without_dns`.
+    Only the fields present are visited (usually one or two)."""
+    if len(item) > 1:
+        members = _DIRECTION_NAMES[ingress][1]
+        if sum(1 for m in members if m in item and _list(item[m])) > 1:
+            return False
+        if "icmps" in item and _list(item["icmps"]) and _list(item.get("toPorts")):
+            return False
+    fields = _CLEAN_FIELDS[ingress]
+    for name, value in item.items():
+        what = fields.get(name)
+        if what is None or not isinstance(value, list):
+            continue  # a field no rule looks at, or one the rules skip
+        if what == "peers":
+            for sel in value:
+                if isinstance(sel, dict) and not _clean_selector(sel):
+                    return False
+        elif what == "cidr-set":
+            for cidr_rule in value:
+                if isinstance(cidr_rule, dict) and not _clean_v4_cidr_rule(cidr_rule):
+                    return False
+        elif what == "ports":
+            for port_rule in value:
+                if isinstance(port_rule, dict) and not _clean_port_rule(port_rule, ingress, deny):
+                    return False
+        elif what == "cidr":
+            for cidr in value:
+                if isinstance(cidr, str) and "/" in cidr:
+                    prefix = _v4(cidr)
+                    if prefix is None or prefix[0] & ~prefix[2]:
+                        return False
+        elif what == "entities":
+            if "all" in value:
+                return False
+        elif value:  # deprecated Requires; services and FQDNs take the full checks
+            return False
+    return True
+
+
+#: The L7 fields of a port rule other than http (:func:`_clean_port_rule` leaves them to
+#: the full checks).
+_L7_OTHERS = frozenset({"kafka", "dns", "l7proto", "l7"})
+
+
+def _clean_port_rule(rule: dict[str, Any], ingress: bool, deny: bool) -> bool:
+    """True when :func:`check_port_rule` surely finds nothing in ``rule`` (not of a host
+    policy): no endPort, at most HTTP rules, on TCP ports other than 0."""
+    ports = _list(rule.get("ports"))
+    if len(ports) > pm.MAX_PORTS:
+        return False
+    for port in ports:
+        if isinstance(port, dict) and "endPort" in port:
+            return False
+    if deny:
+        return True
+    l7 = _dict(rule.get("rules"))
+    for other in l7:
+        if other in _L7_OTHERS and l7[other] is not None:
+            return False
+    has_l7 = l7.get("http") is not None
+    if has_l7 and _list(rule.get("serverNames")) and rule.get("terminatingTLS") is None:
+        return False
+    if rule.get("listener") is not None:
+        return False
+    if not has_l7:
+        return True
+    for port in ports:
+        if isinstance(port, dict) and (_port_number(port) == 0 or _proto(port) != "TCP"):
+            return False
+    for http in _list(l7.get("http")):
+        if not isinstance(http, dict):
+            continue
+        for field in ("method", "path", "host"):
+            pattern = http.get(field)
+            if isinstance(pattern, str) and pattern and re2check.check(pattern):
+                return False
+        for match in _list(http.get("headerMatches")):
+            secret = _dict(match).get("secret")
+            if isinstance(secret, dict) and not secret.get("name"):
+                return False
+    return True
 
 
 def check_rule(rule: dict[str, Any], path: Path, clusterwide: bool) -> Iterator[Problem]:
@@ -154,14 +310,8 @@ def check_rule(rule: dict[str, Any], path: Path, clusterwide: bool) -> Iterator[
                 "add matchLabels to narrow it, or keep it if the policy is meant for all",
             )
     host_policy = isinstance(node_sel, dict) and not isinstance(endpoint_sel, dict)
-    sections = (
-        ("ingress", True, False),
-        ("ingressDeny", True, True),
-        ("egress", False, False),
-        ("egressDeny", False, True),
-    )
     has_sections = False
-    for section, ingress, deny in sections:
+    for section, ingress, deny in _SECTIONS:
         items = rule.get(section)
         if items is not None:
             has_sections = True

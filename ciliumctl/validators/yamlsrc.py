@@ -23,6 +23,9 @@ _DIRECTIVE = re.compile(r"^%")
 _MARKER = re.compile(
     r"^(?:(?P<start>---)(?P<rest>[ \t][^\n]*)?|(?P<end>\.\.\.)[ \t]*|%[^\n]*)$", re.MULTILINE
 )
+#: Where a :data:`_MARKER` line may start after the text's first line: a search for it
+#: starts with a literal "\n", which the regex engine finds far faster than a "^".
+_MARKER_AFTER = re.compile(r"\n(?=---|\.\.\.|%)")
 #: A line that is neither blank nor a comment.
 _CONTENT = re.compile(r"^[^\S\n]*[^\s#]", re.MULTILINE)
 #: Line breaks other than "\n" (str.splitlines breaks on all of them).
@@ -135,7 +138,7 @@ def _split_plain(text: str) -> Iterator[tuple[int, str]]:
     start = line = 1
     pos = 0
     seen_content = False
-    for match in _MARKER.finditer(text):
+    for match in _markers(text):
         between = text[pos : match.start()]
         line += between.count("\n")
         if between:
@@ -163,6 +166,19 @@ def _split_plain(text: str) -> Iterator[tuple[int, str]]:
         seen_content = seen_content or _CONTENT.search(text, pos) is not None
     if seen_content:
         yield start, "".join(chunk)
+
+
+def _markers(text: str) -> Iterator[re.Match[str]]:
+    """``_MARKER.finditer(text)``: the marker lines, each tried only where a line starts
+    with one of their first characters."""
+    match = _MARKER.match(text)
+    if match is not None:
+        yield match
+    marker = _MARKER.match
+    for candidate in _MARKER_AFTER.finditer(text):
+        match = marker(text, candidate.end())
+        if match is not None:
+            yield match
 
 
 def _split_lines(text: str) -> Iterator[tuple[int, str]]:

@@ -120,3 +120,11 @@ def test_corpus_parses_on_the_fast_path() -> None:
 @given(text=st.text(alphabet="-.% #a\n\t\xa0x", max_size=80))
 def test_plain_splitter_equals_the_line_splitter(text: str) -> None:
     assert list(yamlsrc._split_plain(text)) == list(yamlsrc._split_lines(text))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=st.text(alphabet="-.%\n \tax", max_size=80))
+def test_marker_scan_finds_what_the_marker_regex_finds(text: str) -> None:
+    """The scan that only tries lines starting with '-', '.' or '%' misses no marker."""
+    spans = [m.span() for m in yamlsrc._markers(text)]
+    assert spans == [m.span() for m in yamlsrc._MARKER.finditer(text)]
