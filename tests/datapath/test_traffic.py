@@ -226,7 +226,7 @@ def test_nodeport_from_a_client_outside_the_node(node: Node) -> None:
     ns = _Ns()
     try:
         ext = ns.new("ext")
-        netlink.create_veth("ext0", "ext0p", ext, node.netns)
+        netlink.create_veth("ext0", ext, node.netns)
         netlink.add_address("ext0", "192.168.77.1/24", node.netns)
         netlink.add_address("eth0", "192.168.77.2/24", ext)
         node.dp.attach_host_device("ext0")

@@ -20,7 +20,7 @@ UNDERLAY1, UNDERLAY2 = "10.250.0.1", "10.250.0.2"
 
 def test_pods_on_two_nodes_over_vxlan(bpffs: str, netns: Namespaces) -> None:
     n1, n2 = netns.new("node1"), netns.new("node2")
-    netlink.create_veth("under0", "under0p", n2, n1, peer_final_name="under0")
+    netlink.create_veth("under0", n2, n1, peer_ifname="under0")
     netlink.add_address("under0", f"{UNDERLAY1}/24", n1)
     netlink.add_address("under0", f"{UNDERLAY2}/24", n2)
     nodes = []
