@@ -104,6 +104,7 @@ def validate_texts(
 
     global _SHARED
     batches = _batches(sources, workers * 4)
+    _warm_up(sources, target)
     _SHARED = sources
     # What exists now lives as long as the workers: keep it out of their collections (and
     # give it back to the collector afterwards, for callers that live on).
@@ -123,6 +124,24 @@ def validate_texts(
         _SHARED = []
         gc.unfreeze()
     return report
+
+
+#: The largest first document :func:`_warm_up` validates (a larger one is not worth it).
+_WARM_UP_CHARS = 65536
+
+
+def _warm_up(sources: list[tuple[str, str]], target: tuple[int, int]) -> None:
+    """Validate the first document once before the workers are forked (the report is
+    dropped): what validation sets up on first use (imports, compiled patterns, the schema's
+    checkers, memos) then happens once here instead of once in every worker."""
+    for name, text in sources:
+        if not text:
+            continue
+        cut = _CUT.search(text, 1)
+        end = cut.start() if cut is not None else len(text)
+        if end <= _WARM_UP_CHARS:
+            _validate_text(name, text, 0, end, target)
+        return
 
 
 def _join(report: Report, part: Report, first_document: int) -> None:

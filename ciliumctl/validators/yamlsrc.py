@@ -52,6 +52,13 @@ _RS_UNSAFE = re.compile(
     r"|(?<=\{)(?!\})|(?<=\})(?<!\{\})|(?<=\[)(?!\]|\{\}\])|(?<=\])(?<!\[\])(?<!\[\{\}\])"  # flow
     r")"
 )
+#: A character that makes a text take the detailed screening of :func:`_parse_into`: any
+#: but "\n" and the printable ASCII characters that none of :data:`_SLOW_ASCII`,
+#: :data:`_SLOW_SYNTAX`, the "?" test and :data:`_RS_UNSAFE` can match on ("*" aside).
+_SCREEN = re.compile(r"[^\n \"#$'()*+,\-./0-9:;=A-Z^_a-z~]")
+#: A "*" that starts a token (an alias), the one way "*" matches :data:`_RS_UNSAFE`; the
+#: lookbehind runs only where a "*" is (a "*" inside a plain scalar, as in ".*", is fine).
+_TOKEN_STAR = re.compile(r"\*(?<![^\s,:\[{]\*)")
 #: Integer spellings the two parsers read differently (leading zeros: octal in YAML 1.1,
 #: decimal in 1.2; 0o..; underscores): a document with one keeps its integers off this path.
 _RS_RISKY_INT = re.compile(r"(?<![0-9A-Za-z_.])[-+]?0[0-9A-Za-z_]|[0-9]_|_[0-9]")
@@ -241,22 +248,31 @@ def _parse_into(doc: Document, chunk: str, start: int) -> None:
     deep, unusual characters) is parsed again by the pure-Python path, the reference.
     """
     loader_class = _c_loader()
+    # The usual text has none of the characters the screens below look for: one search.
+    screened = _SCREEN.search(chunk) is None and (
+        "*" not in chunk or _TOKEN_STAR.search(chunk) is None
+    )
     fast = (
         loader_class is not None
-        and _slow_chars(chunk) is None
-        and _SLOW_SYNTAX.search(chunk) is None
-        and ("?" not in chunk or _FLOW.search(chunk) is None)
+        and (
+            screened
+            or (
+                _slow_chars(chunk) is None
+                and _SLOW_SYNTAX.search(chunk) is None
+                and ("?" not in chunk or _FLOW.search(chunk) is None)
+            )
+        )
         # A last line "---..." without a line break: libyaml marks the empty document's
         # null a line further than PyYAML (split_documents never yields one; callers may).
         and not chunk[chunk.rfind("\n") + 1 :].startswith("---")
     )
-    if fast and _parse_rs(doc, chunk, start):
+    if fast and _parse_rs(doc, chunk, start, screened):
         return
     if not (fast and _parse_fast(doc, chunk, start, loader_class)):
         _parse_pure(doc, chunk, start)
 
 
-def _parse_rs(doc: Document, chunk: str, start: int) -> bool:
+def _parse_rs(doc: Document, chunk: str, start: int, screened: bool = False) -> bool:
     """True when the Rust parser read ``chunk`` (a mapping) into ``doc`` exactly as PyYAML
     would; its lines are worked out from libyaml's nodes when a finding asks for one.
 
@@ -265,10 +281,11 @@ def _parse_rs(doc: Document, chunk: str, start: int) -> bool:
     passes :data:`_RS_UNSAFE`, and every value it returns
     passes :class:`_RsCheck` (floats, dates, 1.1-only booleans and the like send the
     document to the libyaml path). Duplicate keys are an error in yaml_rs, so they too go
-    to the paths that report them.
+    to the paths that report them. ``screened``: the text passed :data:`_SCREEN` and
+    :data:`_TOKEN_STAR`, so :data:`_RS_UNSAFE` cannot match.
     """
     loads = _rs_loads()
-    if loads is None or _RS_UNSAFE.search(chunk) is not None:
+    if loads is None or (not screened and _RS_UNSAFE.search(chunk) is not None):
         return False
     try:
         data = loads(chunk, parse_datetime=False)
@@ -291,6 +308,10 @@ def _rs_loads() -> Any:
     return loads
 
 
+#: Keys :meth:`_RsCheck.same` found to read the same in both parsers (str, and read as
+#: a string by PyYAML whether plain or quoted): a mapping whose keys are all known is
+#: passed in one set operation.
+_SAME_KEYS: set[str] = set()
 #: Texts PyYAML reads as a string when plain (memo of :meth:`_RsCheck.same_str`).
 _PLAIN_STR: dict[str, bool] = {}
 
@@ -309,9 +330,12 @@ class _RsCheck:
             return False
         typed_first, same_str = self.typed_first, self.same_str
         if value.__class__ is dict:
-            for key in value:
-                if key.__class__ is not str or (key[:1] in typed_first and not same_str(key)):
-                    return False
+            if not _SAME_KEYS.issuperset(value):  # policies repeat a few dozen keys
+                for key in value:
+                    if key.__class__ is not str or (key[:1] in typed_first and not same_str(key)):
+                        return False
+                if len(_SAME_KEYS) < 10_000:
+                    _SAME_KEYS.update(value)
             value = value.values()
         for item in value:
             cls = item.__class__

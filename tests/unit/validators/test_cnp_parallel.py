@@ -22,3 +22,18 @@ def test_parallel_report_equals_the_sequential_one(monkeypatch: pytest.MonkeyPat
     assert (parallel.documents, parallel.policies) == (sequential.documents, sequential.policies)
     assert parallel.findings == sequential.findings
     assert len(sequential.findings) > 100
+
+
+def test_warm_up_validates_only_a_small_first_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent validates the first document once before forking, never a whole file."""
+    seen: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(
+        cnp,
+        "_validate_text",
+        lambda name, text, begin, end, target: seen.append((name, begin, end)),
+    )
+    cnp._warm_up([("empty", ""), ("a", "kind: A\n---\nkind: B\n")], cnp.DEFAULT_TARGET)
+    assert seen == [("a", 0, len("kind: A\n"))]
+    seen.clear()
+    cnp._warm_up([("big", "k: " + "x" * cnp._WARM_UP_CHARS + "\n---\nk: y\n")], (1, 18))
+    assert seen == []

@@ -145,3 +145,25 @@ def test_yaml_rs_types_what_it_reads_as_quoted_if_a_string(text: str, place: int
     data = yamlsrc._rs_loads()(doc, parse_datetime=False)
     value = data[0] if isinstance(data, list) else next(iter(data.values() if place == 0 else data))
     assert not isinstance(value, str)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from([*"\n\t\r\xa0é", *map(chr, range(32, 127))]), max_size=40)
+)
+def test_screen_implies_the_detailed_screens(text: str) -> None:
+    """A text that passes the one-search screen passes every screen it stands in for."""
+    if yamlsrc._SCREEN.search(text) is None and (
+        "*" not in text or yamlsrc._TOKEN_STAR.search(text) is None
+    ):
+        assert yamlsrc._slow_chars(text) is None
+        assert yamlsrc._SLOW_SYNTAX.search(text) is None
+        assert "?" not in text
+        assert yamlsrc._RS_UNSAFE.search(text) is None
+
+
+def test_screen_passes_http_path_wildcards_but_not_aliases() -> None:
+    assert yamlsrc._SCREEN.search("path: /api/v1/.*\n") is None
+    assert yamlsrc._TOKEN_STAR.search("path: /api/v1/.*\n") is None
+    for alias in ("a: *x\n", "*x: 1\n", "a: [*x]\n", "- *x\n"):
+        assert yamlsrc._TOKEN_STAR.search(alias) or yamlsrc._SCREEN.search(alias), alias
