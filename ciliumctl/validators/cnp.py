@@ -18,7 +18,12 @@ from ciliumctl.errors import UsageError
 from ciliumctl.validators import policy_model as pm
 from ciliumctl.validators.findings import Finding, Path, Report, Severity
 from ciliumctl.validators.policy_rules import check_policy
-from ciliumctl.validators.yamlsrc import Document, parse_document, split_documents
+from ciliumctl.validators.yamlsrc import (
+    Document,
+    has_odd_breaks,
+    parse_document,
+    split_documents,
+)
 
 POLICY_KINDS = (pm.CNP_KIND, pm.CCNP_KIND)
 #: Oldest and newest Cilium minor versions --target-version accepts.
@@ -78,7 +83,6 @@ _SHARED: list[tuple[str, str]] = []
 #: A ``---`` line, where a text may be cut between two workers (what split_documents' own
 #: marker regex calls a document start).
 _CUT = re.compile(r"^---(?:[ \t][^\n]*)?$", re.MULTILINE)
-_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 def validate_texts(
@@ -168,7 +172,7 @@ def _batches(sources: list[tuple[str, str]], count: int) -> list[list[_Piece]]:
         begin = 0
         # Only texts whose one line break is "\n" are cut (split_documents reads the others
         # line by line, with every Unicode break).
-        cuttable = len(text) > size and _ODD_BREAKS.search(text) is None
+        cuttable = len(text) > size and not has_odd_breaks(text)
         while begin < len(text):
             end = len(text)
             if cuttable and len(text) - begin > size - filled:

@@ -128,3 +128,9 @@ def test_marker_scan_finds_what_the_marker_regex_finds(text: str) -> None:
     """The scan that only tries lines starting with '-', '.' or '%' misses no marker."""
     spans = [m.span() for m in yamlsrc._markers(text)]
     assert spans == [m.span() for m in yamlsrc._MARKER.finditer(text)]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=st.text(alphabet="\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029\na\xe9", max_size=12))
+def test_odd_break_search_equals_the_regex(text: str) -> None:
+    assert yamlsrc.has_odd_breaks(text) == (yamlsrc._ODD_BREAKS.search(text) is not None)
