@@ -120,9 +120,19 @@ class LabelFilter:
 
     patterns: list[LabelPattern]
     allow_list: bool
+    #: answers by (key, source): the agent asks for every label of every pod update
+    _seen: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False, compare=False)
 
     def relevant(self, key: str, source: str = "k8s") -> bool:
         """Whether the label ``source:key`` is identity-relevant."""
+        seen = self._seen.get((key, source))
+        if seen is None:
+            if len(self._seen) > 65536:
+                self._seen.clear()  # bounded: label keys are few, but nothing is assumed
+            seen = self._seen[(key, source)] = self._relevant(key, source)
+        return seen
+
+    def _relevant(self, key: str, source: str) -> bool:
         included, ignored = 0, 0
         for pattern in self.patterns:
             length = pattern.match_length(source, key)

@@ -158,9 +158,8 @@ def search_span(pattern: str, text: str) -> tuple[int, int] | None:
     """The leftmost-first match of ``pattern`` in ``text`` (RE2 when available)."""
     re2 = _re2()
     if re2 is not None:
-        try:
-            compiled = re2.compile(pattern, _options())
-        except re2.error:
+        compiled = _compiled_re2(pattern)
+        if compiled is None:
             return None
         found = compiled.search(text)
     else:
@@ -175,5 +174,16 @@ def search_span(pattern: str, text: str) -> tuple[int, int] | None:
 
 
 @cache
+@lru_cache(maxsize=4096)
+def _compiled_re2(pattern: str) -> Any:
+    """A pattern compiled by RE2 once (the agent matches every pod label against the label
+    filter's patterns), None when RE2 refuses it."""
+    re2 = _re2()
+    try:
+        return re2.compile(pattern, _options())
+    except re2.error:
+        return None
+
+
 def _compiled_py(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)

@@ -329,7 +329,8 @@ def test_each_call_is_logged_with_its_duration_and_steps(
     for step in ("duration", "lookup", "ipam", "wire", "endpoint"):
         assert add[step].endswith("s") and float(add[step][:-1]) >= 0, step
     total = float(add["duration"][:-1])
-    assert sum(float(add[s][:-1]) for s in ("lookup", "ipam", "wire", "endpoint")) <= total
+    steps = sum(float(add[s][:-1]) for s in ("lookup", "ipam", "wire", "endpoint"))
+    assert steps <= total + 0.0005  # each figure is rounded to 0.1 ms
     assert failed["level"] == "error" and failed["code"] == str(plugin.E_POOL_EXHAUSTED)
     assert failed["msg"].startswith("CNI ADD failed: this node's pod address pool is exhausted")
     assert "wire" not in failed  # it failed before wiring

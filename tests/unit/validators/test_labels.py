@@ -278,3 +278,20 @@ def test_cli_labels() -> None:
     warn = cilium("validate", "labels", "--warnings-as-errors", "app.kubernetes.io")
     assert warn.returncode == 1
     assert cilium("validate", "labels").returncode == 2
+
+
+def test_relevance_is_worked_out_once_per_key_and_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent asks for every label of every pod update: each (key, source) is matched
+    against the patterns once, and the remembered answer is the same one."""
+    flt = L.default_filter()
+    keys = ["app", "pod-template-hash", "io.kubernetes.pod.namespace", "controller-uid"]
+    first = {k: flt.relevant(k) for k in keys}
+    assert first["app"] is True and first["pod-template-hash"] is False
+
+    def no_more_matching(*_a: Any) -> None:
+        raise AssertionError("matched again")
+
+    monkeypatch.setattr(L.LabelPattern, "match_length", no_more_matching)
+    assert {k: flt.relevant(k) for k in keys} == first
+    with pytest.raises(AssertionError, match="matched again"):
+        flt.relevant("app", "container")  # another source is another question
