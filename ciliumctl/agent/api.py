@@ -28,6 +28,7 @@ from ciliumctl.agent.daemon import Agent
 from ciliumctl.agent.endpoint import Endpoint
 from ciliumctl.agent.ipam import IPAMError
 from ciliumctl.errors import CiliumctlError
+from ciliumctl.spans import Steps
 
 log = logging.getLogger("cilium-agent.api")
 
@@ -110,7 +111,9 @@ def _endpoint(agent: Agent, req: Request) -> tuple[int, Any]:
 
 
 def _endpoint_put(agent: Agent, req: Request) -> tuple[int, Any]:
-    """CNI ADD: create the endpoint of a pod (upstream's EndpointChangeRequest subset)."""
+    """CNI ADD: create the endpoint of a pod (upstream's EndpointChangeRequest subset), logged
+    with the time each step took, as upstream logs a successful endpoint creation."""
+    steps = Steps()
     body = req.body if isinstance(req.body, dict) else {}
     namespace, name = body.get("k8s-namespace"), body.get("k8s-pod-name")
     if not namespace or not name:
@@ -118,19 +121,30 @@ def _endpoint_put(agent: Agent, req: Request) -> tuple[int, Any]:
     pod = agent.pod_for(str(namespace), str(name))
     if pod is None:
         raise APIError(404, f"pod {namespace}/{name} not found", "is the API server reachable?")
+    labels = agent.ns_labels(str(namespace))
+    steps.done("pod")
     addressing = body.get("addressing") or {}
     raw_id = req.params["id"]
     endpoint_id = int(raw_id) if raw_id.isdigit() and int(raw_id) > 0 else None  # 0: agent picks
     ep = agent.endpoints.add(
         pod,
-        agent.ns_labels(str(namespace)),
+        labels,
         endpoint_id=endpoint_id,
+        steps=steps,
         container_id=str(body.get("container-id") or ""),
         ifname=str(body.get("interface-name") or ""),
         netns=str(body.get("netns-path") or ""),
         ipv4=addressing.get("ipv4"),
         mac=body.get("mac"),
         host_mac=body.get("host-mac"),
+    )
+    log.info(
+        "Successful endpoint creation endpointID=%d identity=%s k8sPodName=%s/%s %s",
+        ep.id,
+        ep.identity,
+        namespace,
+        name,
+        " ".join(f"{k}={v}" for k, v in steps.fields().items()),
     )
     return 201, ep.to_api()
 

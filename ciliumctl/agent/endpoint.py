@@ -21,6 +21,7 @@ from ciliumctl.agent.policy import EndpointContext, PolicyRepository, PolicyResu
 from ciliumctl.datapath.model import EndpointSpec
 from ciliumctl.datapath.model import Protocol as L4
 from ciliumctl.errors import CiliumctlError
+from ciliumctl.spans import Steps
 from ciliumctl.validators.labels import LabelFilter
 
 log = logging.getLogger("cilium-agent.endpoint")
@@ -314,9 +315,12 @@ class EndpointManager:
         namespace_labels: Mapping[str, str],
         *,
         endpoint_id: int | None = None,
+        steps: Steps | None = None,
         **networking: Any,
     ) -> Endpoint:
-        """Create (or update) the endpoint of ``pod`` and bring it to ``ready``."""
+        """Create (or update) the endpoint of ``pod`` and bring it to ``ready`` (``steps``
+        times its identity, policy, datapath and regeneration)."""
+        steps = steps or Steps()
         meta = pod.get("metadata") or {}
         namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
         with self._lock:
@@ -330,14 +334,19 @@ class EndpointManager:
                 ep.set_state(WAITING_FOR_IDENTITY, "Endpoint created")
         with ep.lock:
             with self._lock:
+                steps.done("lock")
                 for key, value in networking.items():
                     setattr(ep, key, value)
                 self._set_pod(ep, pod, namespace_labels)
+                steps.done("identity")
                 # The programs start with the computed policy: never an allow-all moment.
                 ep.result = self._compute(ep)
                 spec, policy = ep.spec(), ep.result.policy
+                steps.done("policy")
             self.datapath.create_endpoint(spec, policy)
+            steps.done("datapath")
         self.regenerate(ep, "endpoint created")
+        steps.done("regeneration")
         return ep
 
     def _compute(self, ep: Endpoint) -> PolicyResult:

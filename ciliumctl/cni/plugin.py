@@ -21,6 +21,7 @@ from typing import IO, Any, Protocol
 
 from ciliumctl.datapath.netlink import GATEWAY4  # a constant: pyroute2 is imported lazily
 from ciliumctl.dbg.client import AgentAPIError, AgentClient, AgentUnreachableError
+from ciliumctl.spans import Steps
 
 CNI_VERSION = "1.0.0"
 #: the agent's wiring socket, beside its API socket (``cilium.sock``)
@@ -176,20 +177,6 @@ def _endpoint_of(client: AgentClient, container_id: str) -> dict[str, Any] | Non
         if ids.get("container-id") == container_id:
             return dict(ep)
     return None
-
-
-class Steps:
-    """Seconds spent in each step of one call, for the log line."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._mark = time.monotonic()
-
-    def done(self, step: str) -> None:
-        """The step that just ended (timed from the previous one)."""
-        now = time.monotonic()
-        self.seconds[step] = now - self._mark
-        self._mark = now
 
 
 def cmd_add(
@@ -397,9 +384,7 @@ def _logfmt(value: object) -> str:
     return json.dumps(text) if not text or any(c in text for c in ' "=') else text
 
 
-def log_call(
-    inv: Invocation | None, started: float, steps: Steps, error: CNIError | None = None
-) -> None:
+def log_call(inv: Invocation | None, steps: Steps, error: CNIError | None = None) -> None:
     """Append one line per ADD/DEL/CHECK to the configuration's ``log-file`` (upstream's
     ``cni.logFile``), in the agent's ``key=value`` shape: what was asked, for which pod, how
     long it took and each step's share, or the error. A file that cannot be written costs
@@ -416,9 +401,8 @@ def log_call(
         "subsys": "cilium-cni",
         "containerID": inv.container_id[:12],
         "pod": f"{inv.args.get('K8S_POD_NAMESPACE', '')}/{inv.args.get('K8S_POD_NAME', '')}",
-        "duration": f"{time.monotonic() - started:.4f}s",
     }
-    fields.update({step: f"{sec:.4f}s" for step, sec in steps.seconds.items()})
+    fields.update(steps.fields())
     if error is not None:
         fields["code"] = error.code
         if error.details:
@@ -433,7 +417,6 @@ def log_call(
 
 def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = None) -> int:
     """One plugin invocation; the exit code."""
-    started = time.monotonic()
     steps = Steps()
     version = CNI_VERSION
     inv: Invocation | None = None
@@ -457,11 +440,11 @@ def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = 
         else:
             raise CNIError(E_INVALID_ENV, f"CNI_COMMAND {inv.command} is not supported",
                            "use ADD, DEL, CHECK, VERSION or STATUS")  # fmt: skip
-        log_call(inv, started, steps)
+        log_call(inv, steps)
         return 0
     except CNIError as exc:
         out.write(json.dumps(exc.to_json(version)))
-        log_call(inv, started, steps, exc)
+        log_call(inv, steps, exc)
         return 1
 
 

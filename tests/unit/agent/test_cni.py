@@ -315,11 +315,17 @@ def _fields(line: str) -> dict[str, str]:
 
 
 def test_each_call_is_logged_with_its_duration_and_steps(
-    node: tuple[Agent, str], tmp_path: Path
+    node: tuple[Agent, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     agent, sock = node
     net, log_file = RecordingNetlink(), tmp_path / "cilium-cni.log"
-    assert call_logged(sock, "ADD", "c1" * 8, net, log_file)[0] == 0
+    with caplog.at_level("INFO", logger="cilium-agent.api"):
+        assert call_logged(sock, "ADD", "c1" * 8, net, log_file)[0] == 0
+    # the agent's side of the ADD, step by step (upstream: "Successful endpoint creation")
+    created = [r.getMessage() for r in caplog.records if "endpoint creation" in r.getMessage()]
+    assert len(created) == 1 and "k8sPodName=prod/a" in created[0], created
+    for step in ("pod", "lock", "identity", "policy", "datapath", "regeneration", "duration"):
+        assert f" {step}=" in created[0], step
     assert call_logged(sock, "ADD", "c2" * 8, net, log_file, pod="b")[0] == 1  # pool exhausted
     assert call_logged(sock, "DEL", "c1" * 8, net, log_file)[0] == 0
     add, failed, deleted = (_fields(x) for x in log_file.read_text().splitlines())
