@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path as FsPath
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ciliumctl.errors import UsageError
 from ciliumctl.validators import policy_model as pm
@@ -63,9 +63,8 @@ def parse_target(text: str | None) -> tuple[int, int]:
     return version
 
 
-@dataclass(frozen=True)
-class _Place:
-    """Where an object came from, for findings."""
+class _Place(NamedTuple):
+    """Where an object came from, for findings (a tuple: one is made per document)."""
 
     file: str
     document: int | None
@@ -401,8 +400,9 @@ def _validate_object(
 ) -> None:
     kind = str(obj.get("kind"))
     report.policies += 1
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    assert isinstance(meta, dict)
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
     ident = {"kind": kind, "name": name, "namespace": namespace}

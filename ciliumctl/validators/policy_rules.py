@@ -168,8 +168,18 @@ def _clean_selector(selector: Any) -> bool:
     labels = selector.get("matchLabels")
     if not isinstance(labels, dict) or not labels:
         return False
+    if _VALID_KEYS.issuperset(labels):  # policies repeat their label keys
+        return True
     key_problem = selectors.key_problem
-    return all(isinstance(key, str) and key_problem(key) is None for key in labels)
+    if not all(isinstance(key, str) and key_problem(key) is None for key in labels):
+        return False
+    if len(_VALID_KEYS) < 8192:
+        _VALID_KEYS.update(labels)
+    return True
+
+
+#: Label keys :func:`selectors.key_problem` found nothing wrong with.
+_VALID_KEYS: set[str] = set()
 
 
 #: ingress? -> field of a direction rule -> what :func:`_clean_direction_rule` checks in it.
@@ -463,14 +473,25 @@ def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str:
 
 def _v4(text: str) -> tuple[int, int, int] | None:
     """(address, prefix length, netmask) of an IPv4 prefix in the plain form ipaddress
-    always accepts (decimal octets without leading zeros); None for anything else."""
+    always accepts (decimal octets without leading zeros); None for anything else.
+    Memoised: policies repeat their prefixes."""
+    known = _V4_MEMO.get(text, _V4_UNKNOWN)
+    if known is not _V4_UNKNOWN:
+        return known
     match = _V4_PREFIX.fullmatch(text)
-    if match is None:
-        return None
-    a, b, c, d, length = map(int, match.groups())
-    if a > 255 or b > 255 or c > 255 or d > 255 or length > 32:
-        return None
-    return a << 24 | b << 16 | c << 8 | d, length, (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+    prefix: tuple[int, int, int] | None = None
+    if match is not None:
+        a, b, c, d, length = map(int, match.groups())
+        if a <= 255 and b <= 255 and c <= 255 and d <= 255 and length <= 32:
+            mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+            prefix = a << 24 | b << 16 | c << 8 | d, length, mask
+    if len(_V4_MEMO) < 8192:
+        _V4_MEMO[text] = prefix
+    return prefix
+
+
+_V4_MEMO: dict[str, tuple[int, int, int] | None] = {}
+_V4_UNKNOWN = (-1, -1, -1)
 
 
 _OCTET = r"(0|[1-9][0-9]{0,2})"

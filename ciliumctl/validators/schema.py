@@ -21,6 +21,8 @@ from typing import Any
 from ciliumctl.validators.findings import Path
 
 _MISSING: Any = object()
+#: How many passing values each patterned string node remembers.
+_PASSED_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -144,17 +146,28 @@ class Str(Node):
     def checker(self) -> Callable[[Any], bool]:
         enum, low, high = self.enum, self.min_length, self.max_length
         search = self._compiled.search if self._compiled is not None else None
+        # Values that passed a pattern: policies repeat labels, ports and prefixes, and a
+        # set lookup is far cheaper than the regex.
+        passed: set[str] = set()
 
         def check(value: Any) -> bool:
             if not isinstance(value, str):
                 return False
+            if value in passed:
+                return True
             if enum and value not in enum:
                 return False
             if low is not None and len(value) < low:
                 return False
             if high is not None and len(value) > high:
                 return False
-            return search is None or search(value) is not None
+            if search is None:
+                return True
+            if search(value) is None:
+                return False
+            if len(passed) < _PASSED_MAX:
+                passed.add(value)
+            return True
 
         return check
 
@@ -426,8 +439,13 @@ class Obj(Node):
             for name in required:
                 if name not in value:
                     return False
-            if one_of and sum(1 for name in one_of if name in value) != 1:
-                return False
+            if one_of:
+                present = 0
+                for name in one_of:
+                    if name in value:
+                        present += 1
+                if present != 1:
+                    return False
             get = fields.get
             for key, item in value.items():
                 if not isinstance(key, str):
