@@ -191,3 +191,12 @@ def test_clean_policy_takes_the_typical_policy() -> None:
     for kind in ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"):
         assert policy_rules._clean_policy(_typical(1), kind, (1, 18))
         assert not policy_rules._clean_policy(_typical(1), kind, (1, 14))
+
+
+def test_v4_memo_gives_the_computed_answer() -> None:
+    for text in ("10.0.0.0/8", "10.0.0.1/33", "010.0.0.0/8", "x", "10.0.0.0/8"):
+        policy_rules._V4_MEMO.pop(text, None)
+        first = policy_rules._v4(text)
+        assert policy_rules._v4(text) == first
+    assert policy_rules._v4("10.0.0.0/8") == (10 << 24, 8, 0xFF000000)
+    assert policy_rules._v4("10.0.0.1/33") is None

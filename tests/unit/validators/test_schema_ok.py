@@ -92,3 +92,21 @@ def test_mutated_corpus_documents(index: int, steps: list[int], key: str, value:
         here[steps[-1] % len(here) if steps else 0] = value
     for schema in (pm.CNP_SCHEMA, pm.CCNP_SCHEMA):
         _agree(schema, doc)
+
+
+def test_patterned_string_remembers_only_what_passed() -> None:
+    """A value that passed once passes again from the memo; one that failed fails again,
+    and a value too long for max_length fails even when its pattern would match."""
+    from ciliumctl.validators import schema
+
+    node = schema.Str(pattern=r"^[a-z]+$", max_length=5)
+    for _ in range(2):
+        assert node.ok("abc")
+        assert not node.ok("ab1")
+        assert not node.ok("abcdef")
+        assert not node.ok(["abc"])
+    limited = schema.Str(pattern=r"^[a-z]+$")
+    for index in range(schema._PASSED_MAX + 10):
+        word = "".join(chr(97 + int(d)) for d in str(index))
+        assert limited.ok(word) and limited.ok(word)
+    assert not limited.ok("A")
