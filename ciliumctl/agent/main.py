@@ -61,7 +61,11 @@ def host_devices(config: AgentConfig, netns: str | None = None) -> list[str]:
 def open_datapath(config: AgentConfig) -> Datapath:
     """The kernel datapath (:class:`ciliumctl.datapath.Datapath`) for this configuration."""
     from ciliumctl.datapath import Datapath as KernelDatapath
+    from ciliumctl.datapath.loader import OBJECT_CACHE_ENV
 
+    # compiled templates outlive the agent's container: a restart loads them from the node
+    templates = Path(config.get("state-dir") or "/var/run/cilium") / "state" / "templates"
+    os.environ.setdefault(OBJECT_CACHE_ENV, str(templates))
     routing = config.get("routing-mode")
     kernel = KernelDatapath(
         config.get("bpf-pin-root") or f"{config.get('bpf-root')}/tc/globals",
@@ -72,6 +76,7 @@ def open_datapath(config: AgentConfig) -> Datapath:
     if config.flag("kube-proxy-replacement"):
         for device in host_devices(config):
             kernel.attach_host_device(device)  # NodePort and hostPort for outside clients
+    kernel.prepare_endpoint_programs()  # before the node takes pods (the CNI conf is written)
     datapath: Datapath = kernel
     return datapath
 

@@ -313,6 +313,12 @@ class Datapath:
             self.maps[maps.EVENTS].fd,
         )
 
+    def prepare_endpoint_programs(self) -> None:
+        """Compile the endpoint programs' template now (bcc: seconds, once per node and
+        configuration) rather than for the first pod, which every other pod starting on the
+        node would then wait for."""
+        self.load_endpoint(EndpointSpec(id=1, host_ifname="", identity=5)).close()
+
     def attach_endpoint(self, spec: EndpointSpec, programs: Program | None = None) -> None:
         """(Re)compile the endpoint's programs and attach them to its host-side veth.
 

@@ -155,7 +155,16 @@ _PIN_NAMES = {
 CACHE_VERSION = 1
 
 
+#: where compiled templates are kept when set (the agent: a node directory that outlives
+#: its container, as upstream's /var/run/cilium/state/templates)
+OBJECT_CACHE_ENV = "CILIUMCTL_BPF_OBJECT_CACHE"
+
+
 def object_cache_dir() -> Path:
+    """The disk cache of compiled templates: ``$CILIUMCTL_BPF_OBJECT_CACHE``, else the
+    user's cache directory."""
+    if os.environ.get(OBJECT_CACHE_ENV):
+        return Path(os.environ[OBJECT_CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ciliumctl" / "bpf-objects"
 

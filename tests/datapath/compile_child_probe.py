@@ -15,7 +15,11 @@ def main() -> int:
     cmd, root, node_ns, pod_ns = sys.argv[1:]
     dp = Datapath(root, netns=node_ns, routing="native")
     out: dict[str, object] = {}
-    if cmd == "endpoint":
+    if cmd == "prepare":  # what the agent does before its node takes pods
+        dp.prepare_endpoint_programs()
+        out["templates_in_memory"] = sorted(digest for _root, digest in loader._TEMPLATES)
+        out["cache_dir"] = str(loader.object_cache_dir())
+    elif cmd == "endpoint":
         pod_mac, host_mac = netlink.plumb_endpoint("lxc31", pod_ns, "10.231.0.1", None, node_ns)
         dp.create_endpoint(EndpointSpec(31, "lxc31", 1000, "10.231.0.1", None, pod_mac, host_mac))
         out["attached"] = netlink.attached_programs("lxc31", node_ns)
