@@ -113,6 +113,14 @@ class Metadata(Node):
     def openapi(self) -> dict[str, Any]:
         return {"type": "object"}
 
+    def ok(self, value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        name = value.get("name")
+        if not name and not value.get("generateName"):
+            return False
+        return name is None or isinstance(name, str)
+
     def validate(self, value: Any, path: Path) -> Iterator[Issue]:
         if not isinstance(value, dict):
             yield self._wrong_type(value, path, "an object", "add metadata: {name: ...}")

@@ -448,11 +448,9 @@ class Obj(Node):
                     return False
             get = fields.get
             for key, item in value.items():
-                if not isinstance(key, str):
-                    return False
                 item_ok = get(key, missing)
-                if item_ok is missing:
-                    if others is None:
+                if item_ok is missing:  # (a key that is a field is a str)
+                    if others is None or not isinstance(key, str):
                         return False
                     item_ok = other_ok
                 if item_ok is None:

@@ -110,3 +110,21 @@ def test_patterned_string_remembers_only_what_passed() -> None:
         word = "".join(chr(97 + int(d)) for d in str(index))
         assert limited.ok(word) and limited.ok(word)
     assert not limited.ok("A")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    meta=st.one_of(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "name": st.sampled_from(["", "x", 5, None, 0, ["x"]]),
+                "generateName": st.sampled_from(["", "g-", None, 3]),
+                "namespace": st.just("ns"),
+            },
+        ),
+        st.sampled_from([None, [], "x"]),
+    )
+)
+def test_metadata_ok_agrees_with_validate(meta: Any) -> None:
+    _agree(pm.Metadata(), meta)
