@@ -9,17 +9,21 @@ time (about 0.15 s of CPU per CNI call). Submodules import as usual through ``__
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import sys
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def reexports(init: Path, package: str) -> dict[str, str]:
-    """name -> submodule for every ``from <package>.x import name`` in ``init``."""
+    """name -> submodule for every ``from <package>.x import name`` in ``init`` (when the
+    bundle is built: the plugin itself never parses)."""
+    import ast
+
     out: dict[str, str] = {}
     for node in ast.walk(ast.parse(init.read_text())):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(package + "."):

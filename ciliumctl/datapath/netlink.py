@@ -16,13 +16,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from ciliumctl.datapath.addressing import GATEWAY4 as GATEWAY4  # re-exported: a Plumber
+from ciliumctl.datapath.addressing import GATEWAY6
 from ciliumctl.datapath.errors import DatapathError
 
 TC_INGRESS = "ffff:fff2"
 TC_EGRESS = "ffff:fff3"
 VXLAN_PORT = 8472  # Cilium's default tunnel port
-GATEWAY4 = "169.254.1.1"  # the endpoints' next hop: answered by the host veth's static entry
-GATEWAY6 = "fe80::1"
 
 
 _sessions = threading.local()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -33,32 +32,53 @@ def socket_path(host: str | None = None) -> str:
     return value.removeprefix("unix://")
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        """Connect, waiting out a full accept queue: a unix socket with a timeout answers
-        EAGAIN at once when the server's backlog is full (many pods' CNI ADDs at once), which
-        is a busy agent, not a missing one."""
-        deadline = time.monotonic() + (self.timeout or 30.0)
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect(self._path)
-            except BlockingIOError:
-                sock.close()
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.01)
-                continue
-            except BaseException:
-                sock.close()
+def _connect(path: str, timeout: float) -> socket.socket:
+    """Connect, waiting out a full accept queue: a unix socket with a timeout answers EAGAIN
+    at once when the server's backlog is full (many pods' CNI ADDs at once), which is a busy
+    agent, not a missing one."""
+    deadline = time.monotonic() + (timeout or 30.0)
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() >= deadline:
                 raise
-            self.sock = sock
-            return
+            time.sleep(0.01)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+def _exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.1 exchange with ``Connection: close``: (status, body). Written by hand, not
+    with http.client, which imports email and ssl: the CNI plugin starts for every pod, and
+    they were a fifth of its start-up."""
+    sock.sendall(request)
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if not sep or len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise ConnectionError(f"not an HTTP answer: {raw[:80]!r}")
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+            if len(body) < length:
+                raise ConnectionError(f"answer cut short: {len(body)} of {length} bytes")
+            body = body[:length]
+    return int(parts[1]), body
 
 
 class AgentClient:
@@ -70,32 +90,41 @@ class AgentClient:
 
     def request(self, method: str, target: str, body: Any = None) -> Any:
         """Send one request and return the decoded JSON answer."""
-        conn = _UnixConnection(self.path, self.timeout)
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        data = json.dumps(body).encode() if body is not None else b""
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            f"Content-Length: {len(data)}\r\n"
+            + ("Content-Type: application/json\r\n" if body is not None else "")
+            + "\r\n"
+        )
         try:
-            conn.request(method, target, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
+            sock = _connect(self.path, self.timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise AgentUnreachableError(
                 f"cannot reach the agent at {self.path}: {exc.strerror or exc}",
                 "is the agent running? (cilium-agent creates the socket when it starts)",
             ) from exc
-        except (TimeoutError, OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
+            raise AgentUnreachableError(
+                f"the agent at {self.path} did not answer {method} {target}: {exc}",
+                "check the agent's log and `cilium-dbg status`",
+            ) from exc
+        try:
+            status, raw = _exchange(sock, head.encode() + data)
+        except (OSError, ValueError) as exc:  # TimeoutError and ConnectionError are OSErrors
             raise AgentUnreachableError(
                 f"the agent at {self.path} did not answer {method} {target}: {exc}",
                 "check the agent's log and `cilium-dbg status`",
             ) from exc
         finally:
-            conn.close()
+            sock.close()
         try:
             payload = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             payload = raw.decode("utf-8", "replace")
-        if resp.status >= 400:
+        if status >= 400:
             message = payload if isinstance(payload, str) else json.dumps(payload)
-            raise AgentAPIError(resp.status, f"{method} {target}: {message}")
+            raise AgentAPIError(status, f"{method} {target}: {message}")
         return payload
 
     def get(self, target: str) -> Any:

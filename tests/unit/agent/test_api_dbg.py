@@ -434,3 +434,40 @@ def test_the_agent_api_takes_a_nodes_worth_of_simultaneous_connections(tmp_path:
     with ThreadPoolExecutor(50) as pool:
         assert all(pool.map(connect, range(50)))
     server.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (b"garbage\r\n\r\n", "not an HTTP answer"),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"ok"', "cut short: 4 of 10 bytes"),
+        (b"", "not an HTTP answer"),
+    ],
+)
+def test_a_broken_answer_is_an_unreachable_agent_with_the_reason(
+    tmp_path: Path, answer: bytes, said: str
+) -> None:
+    """The client speaks HTTP/1.1 itself (no http.client for the CNI plugin's start-up): an
+    answer that is not HTTP, or shorter than its Content-Length, is reported, not parsed."""
+    import socket
+    import threading
+
+    from ciliumctl.dbg.client import AgentClient, AgentUnreachableError
+
+    path = tmp_path / "odd.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(answer)
+
+    worker = threading.Thread(target=serve, daemon=True)
+    worker.start()
+    with pytest.raises(AgentUnreachableError, match=said):
+        AgentClient(str(path), timeout=5).get("/v1/healthz")
+    worker.join(5)
+    server.close()
