@@ -408,10 +408,29 @@ def log_call(inv: Invocation | None, steps: Steps, error: CNIError | None = None
             fields["error"] = error.details
     line = " ".join(f"{key}={_logfmt(value)}" for key, value in fields.items()) + "\n"
     try:
+        _rotate(str(path))
         with open(path, "a", encoding="utf-8") as f:
             f.write(line)
     except OSError as exc:
         print(f"cilium-cni: cannot write the log file {path}: {exc}", file=sys.stderr)
+
+
+#: the log is rotated at this size, keeping this many older files (``.1`` the newest), as
+#: upstream's plugin rotates its own: a node that starts pods for years fills no disk
+LOG_MAX_BYTES = 100 * 1024 * 1024
+LOG_BACKUPS = 3
+
+
+def _rotate(path: str) -> None:
+    try:
+        if os.stat(path).st_size < LOG_MAX_BYTES:
+            return
+    except FileNotFoundError:
+        return
+    for n in range(LOG_BACKUPS - 1, 0, -1):
+        if os.path.exists(f"{path}.{n}"):
+            os.replace(f"{path}.{n}", f"{path}.{n + 1}")
+    os.replace(path, f"{path}.1")
 
 
 def run(env: Mapping[str, str], stdin: str, out: IO[str], net: Plumber | None = None) -> int:

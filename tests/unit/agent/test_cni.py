@@ -375,3 +375,22 @@ def test_the_conflist_carries_the_cni_log_file_option(tmp_path: Path) -> None:
     assert json.loads(target.read_text())["plugins"][0]["log-file"] == "/tmp/x.log"
     config = AgentConfig.load(None, {})
     assert config.get("cni-log-file") == "/var/run/cilium/cilium-cni.log"  # upstream default
+
+
+def test_the_log_is_rotated_with_three_older_files(
+    node: tuple[Agent, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log past its size moves to ``.1`` (older ones to ``.2``, ``.3``; the oldest goes):
+    a node that starts pods for years does not fill its disk."""
+    _agent, sock = node
+    monkeypatch.setattr(plugin, "LOG_MAX_BYTES", 10)
+    log_file = tmp_path / "cilium-cni.log"
+    for n in (1, 2, 3):
+        (tmp_path / f"cilium-cni.log.{n}").write_text(f"old {n}\n")
+    log_file.write_text("x" * 20 + "\n")  # past the size
+    assert call_logged(sock, "DEL", "c9", RecordingNetlink(), log_file)[0] == 0
+    assert "CNI DEL done" in log_file.read_text() and "x" * 20 not in log_file.read_text()
+    assert (tmp_path / "cilium-cni.log.1").read_text() == "x" * 20 + "\n"
+    assert (tmp_path / "cilium-cni.log.2").read_text() == "old 1\n"
+    assert (tmp_path / "cilium-cni.log.3").read_text() == "old 2\n"
+    assert not (tmp_path / "cilium-cni.log.4").exists()  # "old 3" was the oldest kept: gone
