@@ -282,10 +282,10 @@ def _build_template(
     defines: Mapping[str, str | int],
     magic: Mapping[str, int],
     events_fd: int,
+    digest: str,
 ) -> _Template:
     """A template from the disk cache, else compiled (in a child process that fills the
     cache, or here when that is not possible)."""
-    digest = _cache_key(source, defines, magic)
     path = object_cache_dir() / f"{Path(source).stem}-{digest}.json"
     tmpl = _from_cache(path, pin_root)
     if (
@@ -335,7 +335,9 @@ def load_from_template(
         with _TEMPLATES_LOCK:
             tmpl = _TEMPLATES.get((pin_root, digest))
             if tmpl is None:
-                tmpl = _build_template(source, functions, pin_root, defines, magic, events_fd)
+                tmpl = _build_template(
+                    source, functions, pin_root, defines, magic, events_fd, digest
+                )
                 _TEMPLATES[(pin_root, digest)] = tmpl
     values = {magic[name]: value & 0xFFFFFFFF for name, value in constants.items()}
     fds: dict[str, int] = {}
